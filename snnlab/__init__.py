@@ -1,0 +1,36 @@
+"""snnlab: convolutional spiking neural networks with rank-order coding, STDP and R-STDP.
+
+Modules (functional core + thin ``nn.Module`` wrappers):
+
+- :mod:`snnlab.retina` -- DoG/Gabor kernels, filter bank, local normalisation, lateral inhibition
+- :mod:`snnlab.coding` -- rank-order coding, spike times <-> spike-waves, :class:`~snnlab.coding.Encoder`
+- :mod:`snnlab.layers` -- IF convolution, fire/threshold, pooling, pad
+- :mod:`snnlab.competition` -- point-wise inhibition, k-winners-take-all, feature inhibition
+- :mod:`snnlab.learning` -- STDP, anti-STDP, R-STDP, learning-rate schedules
+- :mod:`snnlab.data` -- offline, verified MNIST and encoded caches
+"""
+import os
+
+__version__ = "0.1.0"
+
+
+def quick_mode() -> bool:
+    """True when ``SNNLAB_QUICK`` is set to a true value (notebooks then use fewer samples)."""
+    return os.environ.get("SNNLAB_QUICK", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def default_device(device=None):
+    """``device`` as a ``torch.device``; ``None`` or ``"auto"`` pick CUDA when available.
+
+    Example:
+        >>> default_device("cpu")
+        device(type='cpu')
+    """
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} was requested but CUDA is not available on this machine")
+    return dev

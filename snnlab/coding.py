@@ -1,0 +1,210 @@
+"""Rank-order (time-to-first-spike) coding and spike-time / spike-wave conversions.
+
+A *spike-wave* is cumulative: ``S[..., t, c, y, x] = 1`` for every ``t >= t_spike``.
+*Spike times* hold ``t_spike`` per neuron, with ``T`` meaning "never spikes"; as uint8 they
+cost one byte per neuron, which is what the caches store.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ._checks import as_batch, check_finite, check_positive_int, check_tensor
+from .retina import FilterBank, dog_kernel, local_normalization
+
+__all__ = [
+    "intensity_to_latency",
+    "times_to_wave",
+    "wave_to_times",
+    "Encoder",
+]
+
+
+def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Tensor:
+    r"""Rank-order coding: stronger intensities spike earlier.
+
+    Per sample, the non-zero intensities (all channels together) are sorted in decreasing
+    order (stable: ties keep index order) and cut into ``T`` consecutive bins of
+    ``nnz // T`` values; values in bin ``t`` spike at time ``t`` and the ``nnz mod T``
+    weakest never spike. With ``nnz < T`` the values spike one per bin, in order; a blank
+    sample never spikes. :math:`t(x) = \lfloor \mathrm{rank}(x) / \lfloor nnz/T \rfloor \rfloor`.
+
+    Args:
+        intensities: non-negative intensities (any number of channels).
+        time_steps: number of time bins ``T`` (1..255).
+
+    Returns:
+        Spike times as uint8, ``T`` for "no spike".
+
+    Shape:
+        - Input: :math:`(B, C, H, W)` or :math:`(C, H, W)`.
+        - Output: same shape, uint8.
+
+    Example:
+        >>> x = torch.tensor([[[4., 3.], [2., 1.]]])
+        >>> intensity_to_latency(x, 2)
+        tensor([[[0, 0],
+                 [1, 1]]], dtype=torch.uint8)
+    """
+    xb, single = as_batch(intensities, "intensities", 4)
+    check_positive_int(time_steps, "time_steps", maximum=255)
+    if not xb.is_floating_point():
+        xb = xb.float()
+    check_finite(xb, "intensities")
+    b = xb.shape[0]
+    flat = xb.reshape(b, -1)
+    n = flat.shape[1]
+    values, order = torch.sort(flat, dim=1, descending=True, stable=True)
+    nnz = (flat != 0).sum(1, keepdim=True)
+    bin_size = torch.clamp(nnz // time_steps, min=1)
+    limit = torch.where(nnz >= time_steps, bin_size * time_steps, nnz)
+    rank = torch.arange(n, device=xb.device).unsqueeze(0)
+    # only positive values can spike (the reference spikes on the sign of the binned value)
+    spikes = (rank < limit) & (values > 0)
+    t_sorted = torch.where(spikes, rank // bin_size, torch.full_like(rank, time_steps))
+    times = torch.empty_like(t_sorted).scatter_(1, order, t_sorted)
+    times = times.to(torch.uint8).reshape(xb.shape)
+    return times[0] if single else times
+
+
+def times_to_wave(times: torch.Tensor, time_steps: int, dtype=torch.float32) -> torch.Tensor:
+    r"""Spike times to a cumulative spike-wave: :math:`S[t] = [t_{spike} \le t]`.
+
+    Args:
+        times: spike times, any value ``>= time_steps`` meaning "no spike".
+        time_steps: ``T``.
+        dtype: dtype of the result (float for arithmetic, bool/uint8 for storage).
+
+    Shape:
+        - Input: :math:`(B, C, H, W)` or :math:`(C, H, W)`.
+        - Output: :math:`(B, T, C, H, W)` or :math:`(T, C, H, W)`.
+
+    Example:
+        >>> times_to_wave(torch.tensor([[[0, 2]]]), 3)[:, 0, 0]
+        tensor([[1., 0.],
+                [1., 0.],
+                [1., 1.]])
+    """
+    tb, single = as_batch(times, "times", 4)
+    check_positive_int(time_steps, "time_steps")
+    if tb.is_floating_point():
+        check_finite(tb, "times")
+    t = torch.arange(time_steps, device=tb.device).view(1, -1, 1, 1, 1)
+    wave = (tb.unsqueeze(1).to(torch.int64) <= t).to(dtype)
+    return wave[0] if single else wave
+
+
+def wave_to_times(wave: torch.Tensor, check: bool = True) -> torch.Tensor:
+    r"""Cumulative spike-wave to spike times: :math:`t_{spike} = T - \sum_t S[t]`.
+
+    Args:
+        wave: cumulative spike-wave (0/1 values).
+        check: verify the wave is binary and non-decreasing in time (costs one pass).
+
+    Returns:
+        uint8 spike times, ``T`` for "no spike" (``T`` must be at most 255).
+
+    Shape:
+        - Input: :math:`(B, T, C, H, W)` or :math:`(T, C, H, W)`.
+        - Output: :math:`(B, C, H, W)` or :math:`(C, H, W)`.
+
+    Example:
+        >>> w = times_to_wave(torch.tensor([[[0, 2, 3]]]), 3)
+        >>> wave_to_times(w)
+        tensor([[[0, 2, 3]]], dtype=torch.uint8)
+    """
+    wb, single = as_batch(wave, "wave", 5)
+    t_steps = wb.shape[1]
+    if t_steps > 255:
+        raise ValueError(f"wave: at most 255 time steps fit uint8 spike times, got {t_steps}")
+    if check:
+        if not bool(((wb == 0) | (wb == 1)).all()):
+            raise ValueError("wave: expected a binary (0/1) spike-wave")
+        if t_steps > 1 and not bool((wb[:, 1:] >= wb[:, :-1]).all()):
+            raise ValueError("wave: not cumulative (a neuron stops spiking at some time step)")
+    times = t_steps - wb.to(torch.int16).sum(1)
+    times = times.to(torch.uint8)
+    return times[0] if single else times
+
+
+#: DoG kernels of the two reproduced protocols (size, sigma1, sigma2).
+MOZAFARI2019_DOGS = [(3, 3 / 9, 6 / 9), (3, 6 / 9, 3 / 9), (7, 7 / 9, 14 / 9),
+                     (7, 14 / 9, 7 / 9), (13, 13 / 9, 26 / 9), (13, 26 / 9, 13 / 9)]
+KHERADPISHEH2018_DOGS = [(7, 1, 2), (7, 2, 1)]
+
+
+class Encoder(nn.Module):
+    r"""Image -> spike times: filter bank, local normalisation, rank-order coding.
+
+    Usable as a torchvision ``transform`` (PIL image or tensor in, one sample out) and on
+    whole batches on any device (:meth:`encode_batch`). Pixel values are taken in 0..255.
+
+    Args:
+        dogs: list of ``(size, sigma1, sigma2)`` DoG kernels.
+        padding: filter padding.
+        threshold: filter threshold (values below become 0).
+        norm_radius: radius of :func:`~snnlab.retina.local_normalization` (``None``: skip).
+        time_steps: ``T``.
+        output: ``"times"`` (uint8 spike times) or ``"wave"`` (float spike-wave).
+
+    Shape:
+        - Input: :math:`(B, H, W)`, :math:`(B, 1, H, W)`, :math:`(H, W)`, or a PIL image.
+        - Output: :math:`(B, C, H, W)` times or :math:`(B, T, C, H, W)` wave (no ``B`` for one image).
+
+    Example:
+        >>> enc = Encoder.kheradpisheh2018()
+        >>> enc(torch.zeros(28, 28, dtype=torch.uint8)).shape
+        torch.Size([2, 28, 28])
+    """
+
+    def __init__(self, dogs, padding: int, threshold: float = 50.0, norm_radius: int | None = 8,
+                 time_steps: int = 15, output: str = "times"):
+        super().__init__()
+        if output not in ("times", "wave"):
+            raise ValueError(f"output: expected 'times' or 'wave', got {output!r}")
+        self.dogs = [tuple(float(v) if i else int(v) for i, v in enumerate(d)) for d in dogs]
+        self.bank = FilterBank([dog_kernel(*d) for d in self.dogs], padding=padding, threshold=threshold)
+        self.norm_radius = norm_radius
+        self.time_steps = check_positive_int(time_steps, "time_steps", maximum=255)
+        self.output = output
+
+    @classmethod
+    def mozafari2019(cls, time_steps: int = 15, **kw) -> "Encoder":
+        """The 6-DoG input stage of Mozafari et al. 2019 (padding 6, threshold 50, radius 8)."""
+        return cls(MOZAFARI2019_DOGS, padding=6, time_steps=time_steps, **kw)
+
+    @classmethod
+    def kheradpisheh2018(cls, time_steps: int = 15, **kw) -> "Encoder":
+        """The 2-DoG input stage of Kheradpisheh et al. 2018 (padding 3, threshold 50, radius 8)."""
+        return cls(KHERADPISHEH2018_DOGS, padding=3, time_steps=time_steps, **kw)
+
+    def config(self) -> dict:
+        """Parameters that determine the encoding (the key of encoded caches)."""
+        return {"dogs": self.dogs, "padding": self.bank.padding, "threshold": self.bank.threshold,
+                "norm_radius": self.norm_radius, "time_steps": self.time_steps, "version": 1}
+
+    def intensities(self, images: torch.Tensor) -> torch.Tensor:
+        """Filtered and normalised intensities, ``(B, C, H, W)`` float."""
+        check_tensor(images, "images", (3, 4))
+        x = images if images.is_floating_point() else images.float()
+        # the reference goes through ToTensor (x/255) and back (*255): keep its rounding
+        x = x.div(255).mul(255)
+        x = self.bank(x)
+        if self.norm_radius is not None:
+            x = local_normalization(x, self.norm_radius)
+        return x
+
+    def encode_batch(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode a batch of images ``(B, H, W)`` or ``(B, 1, H, W)`` into uint8 spike times."""
+        return intensity_to_latency(self.intensities(images), self.time_steps)
+
+    def forward(self, image) -> torch.Tensor:
+        if not isinstance(image, torch.Tensor):
+            image = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))
+        check_tensor(image, "image", (2, 3, 4))
+        single = image.dim() == 2 or (image.dim() == 3 and image.shape[0] == 1)
+        x = image.reshape(1, *image.shape[-2:]) if single else image
+        times = self.encode_batch(x)
+        out = times if self.output == "times" else times_to_wave(times, self.time_steps)
+        return out[0] if single else out

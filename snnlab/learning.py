@@ -1,0 +1,393 @@
+"""Learning rules: STDP, anti-STDP, R-STDP and their learning-rate schedules.
+
+Weights change by explicit updates under ``torch.no_grad()``; rates are float32 tensors
+``(F, 2)`` holding ``(a_plus, a_minus)`` per feature map, so they can live on the device.
+
+STDP for a winner ``(f, y, x)`` of a layer with ``kh x kw`` kernels: a synapse of the
+receptive field ``input[:, y:y+kh, x:x+kw]`` is potentiated when its input spiked at or
+before the winner (``t_in <= t_out``), else depressed:
+``dw = a * (w - LB)(UB - w)`` (stabiliser) or ``dw = a``; then all weights are clipped to
+``[LB, UB]``. All winners of one sample use the same pre-update weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ._checks import as_batch, check_positive_int, check_tensor
+
+__all__ = [
+    "stdp_pairing",
+    "stdp_rates_for_winners",
+    "apply_stdp",
+    "batch_stdp",
+    "STDP",
+    "anti_stdp_rates",
+    "rstdp_select",
+    "rate_schedule",
+    "RateDoubling",
+    "adaptive_rstdp_rates",
+    "spike_times_of",
+]
+
+
+def spike_times_of(x: torch.Tensor) -> torch.Tensor:
+    """Spike times ``T - sum_t S[t]`` of a (batched) spike-wave ``(B, T, C, H, W)``, as int16."""
+    return x.shape[1] - x.sum(1, dtype=torch.int16)
+
+
+def _receptive_fields(input_times, winners, kernel_size):
+    # input_times (B, C, H, W); winners (B, k, 3) -> (B, k, C, kh, kw), -1 rows clamped to 0
+    kh, kw = kernel_size
+    b, k = winners.shape[:2]
+    dev = input_times.device
+    y = winners[..., 1].clamp_min(0)
+    x = winners[..., 2].clamp_min(0)
+    ys = (y.unsqueeze(-1) + torch.arange(kh, device=dev)).view(b, k, kh, 1)
+    xs = (x.unsqueeze(-1) + torch.arange(kw, device=dev)).view(b, k, 1, kw)
+    bi = torch.arange(b, device=dev).view(b, 1, 1, 1)
+    patches = input_times.permute(0, 2, 3, 1)[bi, ys, xs]  # (B, k, kh, kw, C)
+    return patches.permute(0, 1, 4, 2, 3)
+
+
+def stdp_pairing(input_times: torch.Tensor, output_times: torch.Tensor, winners: torch.Tensor,
+                 kernel_size) -> torch.Tensor:
+    r"""Pre-before-post ordering of every synapse of every winner: :math:`[t_{in} \le t_{out}]`.
+
+    Args:
+        input_times: spike times of the (padded) layer input; ``T`` or more = no spike.
+        output_times: spike times of the layer output.
+        winners: ``(feature, y, x)`` rows, ``-1`` rows are padding.
+        kernel_size: ``(kh, kw)``.
+
+    Returns:
+        bool tensor, True where the synapse is potentiated (LTP).
+
+    Shape:
+        - input_times: :math:`(B, C, H, W)`; output_times: :math:`(B, F, H', W')`;
+          winners: :math:`(B, k, 3)`.
+        - Output: :math:`(B, k, C, k_h, k_w)`.
+
+    Example:
+        >>> tin = torch.tensor([[[[0, 3], [1, 2]]]])
+        >>> tout = torch.tensor([[[[1]]]])
+        >>> stdp_pairing(tin, tout, torch.tensor([[[0, 0, 0]]]), (2, 2))[0, 0, 0]
+        tensor([[ True, False],
+                [ True, False]])
+    """
+    check_tensor(input_times, "input_times", 4)
+    check_tensor(output_times, "output_times", 4)
+    check_tensor(winners, "winners", 3)
+    b = winners.shape[0]
+    f = winners[..., 0].clamp_min(0)
+    y = winners[..., 1].clamp_min(0)
+    x = winners[..., 2].clamp_min(0)
+    t_out = output_times[torch.arange(b, device=winners.device).view(b, 1), f, y, x]
+    t_in = _receptive_fields(input_times, winners, kernel_size)
+    return t_in.to(torch.int16) <= t_out.to(torch.int16).view(*t_out.shape, 1, 1, 1)
+
+
+def stdp_rates_for_winners(pairing: torch.Tensor, winners: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
+    r"""Learning rate of every synapse of every winner: :math:`a = a^+_f` (LTP) or :math:`a^-_f` (LTD).
+
+    Args:
+        pairing: from :func:`stdp_pairing`.
+        winners: ``(B, k, 3)``; ``-1`` rows get rate 0.
+        rates: ``(F, 2)`` per-feature ``(a_plus, a_minus)``, or ``(B, F, 2)`` per sample.
+
+    Shape:
+        - Output: :math:`(B, k, C, k_h, k_w)` float32.
+    """
+    f = winners[..., 0]
+    valid = f >= 0
+    fc = f.clamp_min(0)
+    if rates.dim() == 2:
+        r = rates[fc]                                        # (B, k, 2)
+    else:
+        r = rates[torch.arange(f.shape[0], device=f.device).view(-1, 1), fc]
+    ap = r[..., 0].view(*f.shape, 1, 1, 1)
+    an = r[..., 1].view(*f.shape, 1, 1, 1)
+    lr = torch.where(pairing, ap, an)
+    return lr * valid.view(*f.shape, 1, 1, 1)
+
+
+def _stabilise(w, use_stabilizer, lower, upper):
+    return (w - lower) * (upper - w) if use_stabilizer else 1.0
+
+
+def _finish(weight, rows, lower, upper, clamp_all, flush_below):
+    if clamp_all:
+        weight.clamp_(lower, upper)
+    else:
+        weight[rows] = weight[rows].clamp(lower, upper)
+    if flush_below > 0:
+        # stabilised LTD drives weights geometrically to 0; subnormals slow CPU convolutions
+        weight.masked_fill_(weight.abs() < flush_below, 0.0)
+
+
+@torch.no_grad()
+def apply_stdp(weight: torch.Tensor, winners: torch.Tensor, lr: torch.Tensor, use_stabilizer: bool = True,
+               lower: float = 0.0, upper: float = 1.0, clamp_all: bool = True, flush_below: float = 0.0) -> torch.Tensor:
+    r"""Apply one sample's STDP update in place: :math:`w_f \mathrel{+}= a \cdot s(w_f)`, then clip.
+
+    Args:
+        weight: kernels ``(F, C, kh, kw)``, updated in place.
+        winners: ``(k, 3)`` winners of the sample (``-1`` rows ignored).
+        lr: ``(k, C, kh, kw)`` rates from :func:`stdp_rates_for_winners`.
+        use_stabilizer: multiply by :math:`s(w) = (w - LB)(UB - w)`.
+        lower, upper: weight bounds ``LB``, ``UB``.
+        clamp_all: clip every kernel (the reference semantics) or only the winners'
+            (equivalent once all kernels are within bounds).
+        flush_below: weights with magnitude below this become exactly 0 (0 disables).
+
+    Returns:
+        ``weight``.
+
+    Example:
+        >>> w = torch.full((2, 1, 1, 1), 0.5)
+        >>> apply_stdp(w, torch.tensor([[1, 0, 0]]), torch.full((1, 1, 1, 1), 0.1)).flatten().tolist()
+        [0.5, 0.5249999761581421]
+    """
+    check_tensor(weight, "weight", 4, floating=True)
+    check_tensor(winners, "winners", 2)
+    f = winners[:, 0]
+    valid = f >= 0
+    rows = f.clamp_min(0)
+    full = torch.zeros_like(weight)
+    # padded rows carry rate 0; index_put_ with accumulate keeps repeated row 0 harmless
+    full.index_put_((rows,), lr * valid.view(-1, 1, 1, 1), accumulate=True)
+    weight += full * _stabilise(weight, use_stabilizer, lower, upper)
+    _finish(weight, rows, lower, upper, clamp_all, flush_below)
+    return weight
+
+
+@torch.no_grad()
+def batch_stdp(weight: torch.Tensor, winners: torch.Tensor, lr: torch.Tensor, use_stabilizer: bool = True,
+               lower: float = 0.0, upper: float = 1.0, reduce: str = "sum", flush_below: float = 0.0) -> torch.Tensor:
+    r"""Apply the accumulated STDP updates of a mini-batch at once (batched mode).
+
+    :math:`w \mathrel{+}= \left(\sum_b a_b\right) s(w)` (``reduce="sum"``) or divided by the
+    number of samples that had winners (``"mean"``); then clip. Unlike the exact mode, all
+    samples see the same weights.
+
+    Args:
+        weight: ``(F, C, kh, kw)``, updated in place.
+        winners: ``(B, k, 3)``.
+        lr: ``(B, k, C, kh, kw)``.
+        use_stabilizer, lower, upper, flush_below: as in :func:`apply_stdp`.
+        reduce: ``"sum"`` or ``"mean"``.
+
+    Example:
+        >>> w = torch.full((1, 1, 1, 1), 0.5)
+        >>> batch_stdp(w, torch.zeros(2, 1, 3, dtype=torch.long), torch.full((2, 1, 1, 1, 1), 0.1),
+        ...            use_stabilizer=False).item()
+        0.699999988079071
+    """
+    if reduce not in ("sum", "mean"):
+        raise ValueError(f"reduce: expected 'sum' or 'mean', got {reduce!r}")
+    check_tensor(winners, "winners", 3)
+    f = winners[..., 0].reshape(-1)
+    valid = f >= 0
+    total = torch.zeros_like(weight)
+    total.index_put_((f.clamp_min(0),), lr.reshape(-1, *lr.shape[2:]) * valid.view(-1, 1, 1, 1), accumulate=True)
+    if reduce == "mean":
+        n = (winners[..., 0] >= 0).any(1).sum().clamp_min(1)
+        total = total / n
+    weight += total * _stabilise(weight, use_stabilizer, lower, upper)
+    _finish(weight, None, lower, upper, True, flush_below)
+    return weight
+
+
+def _as_rates(learning_rate, n_features):
+    r = torch.as_tensor(learning_rate, dtype=torch.float32)
+    if r.shape == (2,):
+        r = r.expand(n_features, 2).clone()
+    if r.shape != (n_features, 2):
+        raise ValueError(f"learning_rate: expected (a_plus, a_minus) or ({n_features}, 2) rates, got shape {tuple(r.shape)}")
+    return r
+
+
+class STDP(nn.Module):
+    r"""STDP of a :class:`~snnlab.layers.Convolution` (exact, sample by sample).
+
+    Args:
+        layer: the convolution whose ``weight`` learns.
+        learning_rate: ``(a_plus, a_minus)`` for all features, or ``(F, 2)``.
+        use_stabilizer: multiply updates by :math:`(w - LB)(UB - w)`.
+        lower_bound, upper_bound: weight bounds.
+        flush_below: weights below this magnitude become 0 after each update.
+
+    Shape:
+        - input_spikes: :math:`(B, T, C, H, W)` or :math:`(T, C, H, W)` (the padded layer input).
+        - output_spikes: :math:`(B, T, F, H', W')` or :math:`(T, F, H', W')`.
+        - winners: :math:`(B, k, 3)` or :math:`(k, 3)`; samples are applied in order.
+
+    Example:
+        >>> from snnlab.layers import Convolution
+        >>> conv = Convolution(1, 2, 2)
+        >>> stdp = STDP(conv, (0.004, -0.003))
+        >>> stdp(torch.ones(3, 1, 2, 2), torch.ones(3, 2, 1, 1), torch.tensor([[0, 0, 0]]))
+    """
+
+    def __init__(self, layer, learning_rate=(0.004, -0.003), use_stabilizer: bool = True,
+                 lower_bound: float = 0.0, upper_bound: float = 1.0, flush_below: float = 0.0):
+        super().__init__()
+        if not hasattr(layer, "weight") or not isinstance(layer.weight, torch.Tensor) or layer.weight.dim() != 4:
+            raise TypeError(f"layer: expected a convolution with a 4-D weight, got {type(layer).__name__}")
+        if not lower_bound < upper_bound:
+            raise ValueError(f"lower_bound, upper_bound: expected lower < upper, got {lower_bound}, {upper_bound}")
+        self.layer = layer
+        self.register_buffer("rates", _as_rates(learning_rate, layer.weight.shape[0]).to(layer.weight.device))
+        self.use_stabilizer = bool(use_stabilizer)
+        self.lower_bound, self.upper_bound = float(lower_bound), float(upper_bound)
+        self.flush_below = float(flush_below)
+
+    def set_rates(self, a_plus: float, a_minus: float, features=None) -> None:
+        """Set ``(a_plus, a_minus)`` of all features (or of ``features``)."""
+        idx = slice(None) if features is None else torch.as_tensor(features, dtype=torch.long)
+        self.rates[idx, 0] = a_plus
+        self.rates[idx, 1] = a_minus
+
+    @torch.no_grad()
+    def forward(self, input_spikes, output_spikes, winners) -> None:
+        xin, _ = as_batch(input_spikes, "input_spikes", 5)
+        xout, _ = as_batch(output_spikes, "output_spikes", 5)
+        wb, _ = as_batch(winners, "winners", 3)
+        if not (xin.shape[0] == xout.shape[0] == wb.shape[0]):
+            raise ValueError(f"input_spikes, output_spikes, winners: batch sizes differ "
+                             f"({xin.shape[0]}, {xout.shape[0]}, {wb.shape[0]})")
+        weight = self.layer.weight
+        pairing = stdp_pairing(spike_times_of(xin), spike_times_of(xout), wb, weight.shape[-2:])
+        lr = stdp_rates_for_winners(pairing, wb, self.rates)
+        for i in range(wb.shape[0]):
+            apply_stdp(weight.data, wb[i], lr[i], self.use_stabilizer, self.lower_bound,
+                       self.upper_bound, True, self.flush_below)
+
+
+def anti_stdp_rates(learning_rate):
+    """Anti-STDP: the same rule with the signs of both rates flipped.
+
+    Example:
+        >>> anti_stdp_rates((0.004, -0.003))
+        (-0.004, 0.003)
+    """
+    a_plus, a_minus = learning_rate
+    return (-a_plus, -a_minus)
+
+
+def rstdp_select(decision: torch.Tensor, target: torch.Tensor, reward_rates: torch.Tensor,
+                 punish_rates: torch.Tensor) -> torch.Tensor:
+    r"""Per-sample R-STDP rates: reward (STDP) when right, punishment (anti-STDP) when wrong,
+    zero when silent (``decision == -1``).
+
+    Shape:
+        - decision, target: :math:`(B,)`; reward_rates, punish_rates: :math:`(F, 2)`.
+        - Output: :math:`(B, F, 2)`.
+
+    Example:
+        >>> r = rstdp_select(torch.tensor([1, 2, -1]), torch.tensor([1, 1, 1]),
+        ...                  torch.tensor([[1., -1.]]), torch.tensor([[-2., 2.]]))
+        >>> r[:, 0].tolist()
+        [[1.0, -1.0], [-2.0, 2.0], [0.0, 0.0]]
+    """
+    correct = (decision == target).view(-1, 1, 1)
+    silent = (decision < 0).view(-1, 1, 1)
+    r = torch.where(correct, reward_rates.unsqueeze(0), punish_rates.unsqueeze(0))
+    return r.masked_fill(silent, 0.0)
+
+
+def rate_schedule(n_samples: int, a_plus: float, every: int = 500, max_a_plus: float = 0.15,
+                  ratio: float = -0.75, counter: int = 0, a_minus: float | None = None):
+    r"""Learning rates of the next ``n_samples`` under the reference's rate doubling.
+
+    A counter is incremented before each sample; when it reaches ``every`` it is reset and
+    :math:`a^+ \leftarrow \min(2a^+, a^+_{max})`, :math:`a^- = r\,a^+` (float32 arithmetic,
+    as the reference), before that sample's update.
+
+    Args:
+        n_samples: number of samples.
+        a_plus: current LTP rate.
+        every: doubling period in samples.
+        max_a_plus: cap of ``a_plus``.
+        ratio: ``a_minus / a_plus`` after each doubling.
+        counter: samples counted since the last doubling.
+        a_minus: current LTD rate (default: ``ratio * a_plus``).
+
+    Returns:
+        ``(rates, counter)``: float32 ``(n_samples, 2)`` and the counter after them.
+
+    Example:
+        >>> r, c = rate_schedule(1000, 0.004, a_minus=-0.003)
+        >>> r[498].tolist(), r[499].tolist(), c
+        ([0.004000000189989805, -0.003000000026077032], [0.00800000037997961, -0.006000000052154064], 500)
+    """
+    check_positive_int(every, "every")
+    f32 = np.float32
+    ap = f32(a_plus)
+    an = f32(ratio * a_plus if a_minus is None else a_minus)
+    cap, rt = f32(max_a_plus), f32(ratio)
+    out = np.empty((n_samples, 2), dtype=np.float32)
+    for i in range(n_samples):
+        counter += 1
+        if counter >= every:
+            counter = 0
+            ap = min(f32(ap * f32(2)), cap)
+            an = f32(ap * rt)
+        out[i] = (ap, an)
+    return torch.from_numpy(out), counter
+
+
+class RateDoubling:
+    """Stateful form of :func:`rate_schedule` for sample-by-sample loops.
+
+    Example:
+        >>> sched = RateDoubling(0.004, -0.003, every=2)
+        >>> [round(sched.step()[0], 4) for _ in range(4)]
+        [0.004, 0.008, 0.008, 0.016]
+    """
+
+    def __init__(self, a_plus: float, a_minus: float, every: int = 500, max_a_plus: float = 0.15,
+                 ratio: float = -0.75, counter: int = 0):
+        self.a_plus, self.a_minus = float(np.float32(a_plus)), float(np.float32(a_minus))
+        self.every, self.max_a_plus, self.ratio, self.counter = every, max_a_plus, ratio, counter
+
+    def step(self):
+        """Count one sample; return the ``(a_plus, a_minus)`` to use for it."""
+        r, self.counter = rate_schedule(1, self.a_plus, self.every, self.max_a_plus, self.ratio,
+                                        self.counter, self.a_minus)
+        self.a_plus, self.a_minus = float(r[0, 0]), float(r[0, 1])
+        return self.a_plus, self.a_minus
+
+    def state_dict(self) -> dict:
+        return {"a_plus": self.a_plus, "a_minus": self.a_minus, "counter": self.counter}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.a_plus, self.a_minus, self.counter = state["a_plus"], state["a_minus"], state["counter"]
+
+
+def adaptive_rstdp_rates(reward, punish, correct_fraction: float, wrong_fraction: float):
+    r"""Adaptive R-STDP rates after a block of samples (Mozafari et al.).
+
+    Reward rates are scaled by the block's fraction of wrong decisions and punishment rates
+    by its fraction of correct ones: :math:`a_r = a_r^0 \cdot p_{wrong}`, :math:`a_p = a_p^0 \cdot p_{correct}`.
+
+    Args:
+        reward: base ``(a_plus, a_minus)`` of the reward (STDP).
+        punish: base ``(a_plus, a_minus)`` of the punishment (anti-STDP).
+        correct_fraction, wrong_fraction: fractions of the block, in [0, 1].
+
+    Returns:
+        ``(reward_rates, punish_rates)`` as tuples of floats.
+
+    Example:
+        >>> adaptive_rstdp_rates((0.004, -0.003), (-0.004, 0.0005), 0.75, 0.25)
+        ((0.001, -0.00075), (-0.003, 0.000375))
+    """
+    for name, v in (("correct_fraction", correct_fraction), ("wrong_fraction", wrong_fraction)):
+        if not 0.0 <= float(v) <= 1.0:
+            raise ValueError(f"{name}: expected a fraction in [0, 1], got {v!r}")
+    # float32 base rates, as the reference reads them back from float32 tensors
+    rw = tuple(float(np.float32(a)) * float(wrong_fraction) for a in reward)
+    pn = tuple(float(np.float32(a)) * float(correct_fraction) for a in punish)
+    return rw, pn
