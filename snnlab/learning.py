@@ -320,7 +320,7 @@ def rate_schedule(n_samples: int, a_plus: float, every: int = 500, max_a_plus: f
     Example:
         >>> r, c = rate_schedule(1000, 0.004, a_minus=-0.003)
         >>> r[498].tolist(), r[499].tolist(), c
-        ([0.004000000189989805, -0.003000000026077032], [0.00800000037997961, -0.006000000052154064], 500)
+        ([0.004000000189989805, -0.003000000026077032], [0.00800000037997961, -0.006000000052154064], 0)
     """
     check_positive_int(every, "every")
     f32 = np.float32
@@ -381,8 +381,9 @@ def adaptive_rstdp_rates(reward, punish, correct_fraction: float, wrong_fraction
         ``(reward_rates, punish_rates)`` as tuples of floats.
 
     Example:
-        >>> adaptive_rstdp_rates((0.004, -0.003), (-0.004, 0.0005), 0.75, 0.25)
-        ((0.001, -0.00075), (-0.003, 0.000375))
+        >>> rw, pn = adaptive_rstdp_rates((0.004, -0.003), (-0.004, 0.0005), 0.75, 0.25)
+        >>> [round(a, 6) for a in rw + pn]
+        [0.001, -0.00075, -0.003, 0.000375]
     """
     for name, v in (("correct_fraction", correct_fraction), ("wrong_fraction", wrong_fraction)):
         if not 0.0 <= float(v) <= 1.0:

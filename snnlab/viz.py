@@ -1,0 +1,539 @@
+"""Plotting helpers for the teaching notebooks.
+
+Every function builds its own :class:`matplotlib.figure.Figure` (never through ``pyplot``),
+or draws into axes it is given, and returns the figure. Nothing here needs a display:
+figures render with Agg and show up in Jupyter as PNG when they are a cell's result.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from ._checks import check_positive_int, check_tensor
+
+__all__ = [
+    "new_figure",
+    "show_kernels",
+    "show_maps",
+    "show_time_grid",
+    "spike_raster",
+    "spike_frames",
+    "show_winners",
+    "reconstruct_features",
+    "tile_features",
+    "feature_grid",
+    "weight_convergence",
+    "learning_curve",
+]
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, size=(3.0, 3.0), squeeze: bool = False, **kw):
+    r"""A pyplot-free figure with an ``nrows x ncols`` grid of axes, each about ``size`` inches.
+
+    Args:
+        nrows, ncols: grid of axes.
+        size: ``(width, height)`` of one panel in inches.
+        squeeze: as in :func:`matplotlib.pyplot.subplots`.
+
+    Shape:
+        - Output: ``(fig, axes)`` with ``axes`` a ``(nrows, ncols)`` object array unless squeezed.
+
+    Example:
+        >>> fig, axes = new_figure(2, 3)
+        >>> axes.shape
+        (2, 3)
+    """
+    check_positive_int(nrows, "nrows")
+    check_positive_int(ncols, "ncols")
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=squeeze, **kw)
+    return fig, axes
+
+
+def _np(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def _stack2d(maps, name):
+    """List of 2-D arrays or a (C, H, W) tensor -> list of 2-D numpy arrays."""
+    if isinstance(maps, torch.Tensor) or isinstance(maps, np.ndarray):
+        arr = _np(maps)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3:
+            raise ValueError(f"{name}: expected (C, H, W) or (H, W), got shape {arr.shape}")
+        return list(arr)
+    if isinstance(maps, (list, tuple)) and maps:
+        out = [_np(m) for m in maps]
+        for i, m in enumerate(out):
+            if m.ndim != 2:
+                raise ValueError(f"{name}[{i}]: expected a 2-D map, got shape {m.shape}")
+        return out
+    raise TypeError(f"{name}: expected a tensor, an array or a non-empty list of 2-D maps, got {type(maps).__name__}")
+
+
+def _grid_shape(n, ncols):
+    ncols = n if ncols is None else min(ncols, n)
+    check_positive_int(ncols, "ncols")
+    return math.ceil(n / ncols), ncols
+
+
+def _annotate(ax, m, fmt="{:g}", color_threshold=None):
+    lim = np.nanmax(np.abs(m)) if color_threshold is None else color_threshold
+    for (i, j), v in np.ndenumerate(m):
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8,
+                color="white" if abs(v) > 0.6 * lim else "black")
+
+
+def show_kernels(kernels, titles=None, ncols=None, cmap: str = "RdBu_r", annotate: bool = False,
+                 colorbar: bool = True, size=(2.6, 2.4)) -> Figure:
+    r"""Heat-maps of 2-D kernels on a symmetric colour scale (red = positive, blue = negative).
+
+    Each panel spans :math:`[-\max|k|, \max|k|]` so that zero is white.
+
+    Args:
+        kernels: ``(C, K, K)`` tensor or list of 2-D kernels.
+        titles: one title per kernel.
+        ncols: panels per row (default: all in one row).
+        cmap: diverging colour map.
+        annotate: print each value in its cell (small kernels only).
+        colorbar: add a colour bar per panel.
+        size: size of one panel in inches.
+
+    Shape:
+        - kernels: :math:`(C, K, K)` or a list of :math:`(K_i, K_i)`.
+
+    Example:
+        >>> from snnlab.retina import dog_kernel
+        >>> fig = show_kernels([dog_kernel(7, 1, 2), dog_kernel(7, 2, 1)], ["ON", "OFF"])
+        >>> [ax.get_title() for ax in fig.axes[:2]]
+        ['ON', 'OFF']
+    """
+    ks = _stack2d(kernels, "kernels")
+    if titles is not None and len(titles) != len(ks):
+        raise ValueError(f"titles: expected {len(ks)} titles, got {len(titles)}")
+    nrows, ncols = _grid_shape(len(ks), ncols)
+    fig, axes = new_figure(nrows, ncols, size)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(ks):
+            ax.axis("off")
+            continue
+        lim = float(np.abs(ks[i]).max()) or 1.0
+        im = ax.imshow(ks[i], cmap=cmap, vmin=-lim, vmax=lim)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[i])
+        if annotate:
+            _annotate(ax, ks[i], "{:.2f}")
+        if colorbar:
+            fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def show_maps(maps, titles=None, ncols=None, cmap: str = "gray", vmin=None, vmax=None,
+              suptitle: str | None = None, colorbar: bool = False, size=(2.4, 2.4), axes=None) -> Figure:
+    r"""A grid of 2-D maps (images, filter outputs, potentials), one panel per channel.
+
+    Args:
+        maps: ``(C, H, W)`` or ``(H, W)`` tensor, or a list of 2-D maps.
+        titles: one title per map.
+        ncols: panels per row (default: all in one row).
+        cmap: colour map.
+        vmin, vmax: shared colour limits (default: per panel).
+        suptitle: figure title.
+        colorbar: add a colour bar per panel.
+        size: size of one panel in inches.
+        axes: draw into these axes (at least ``C`` of them) instead of a new figure.
+
+    Shape:
+        - maps: :math:`(C, H, W)`, :math:`(H, W)` or a list of 2-D maps.
+
+    Example:
+        >>> fig = show_maps(torch.rand(3, 8, 8), ["a", "b", "c"])
+        >>> len(fig.axes)
+        3
+    """
+    ms = _stack2d(maps, "maps")
+    if titles is not None and len(titles) != len(ms):
+        raise ValueError(f"titles: expected {len(ms)} titles, got {len(titles)}")
+    if axes is None:
+        nrows, ncols = _grid_shape(len(ms), ncols)
+        fig, axes = new_figure(nrows, ncols, size)
+        flat = list(axes.flat)
+    else:
+        flat = list(np.asarray(axes, dtype=object).flat)
+        if len(flat) < len(ms):
+            raise ValueError(f"axes: need at least {len(ms)} axes, got {len(flat)}")
+        fig = flat[0].figure
+    for i, ax in enumerate(flat):
+        if i >= len(ms):
+            ax.axis("off")
+            continue
+        im = ax.imshow(ms[i], cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=10)
+        if colorbar:
+            fig.colorbar(im, ax=ax, shrink=0.8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def show_time_grid(x, annotate: bool = False, row_label: str = "feature", cmap: str = "Greys",
+                   vmin=None, vmax=None, title: str | None = None, fmt: str = "{:g}",
+                   size=(1.6, 1.6)) -> Figure:
+    r"""Rows = channels, columns = time steps: :math:`x[t, c]` in panel ``(c, t)``.
+
+    Draws cumulative spike-waves (:math:`S[t, c]`) or potentials (:math:`V[t, c]`) on one
+    colour scale, optionally with every value printed in its cell.
+
+    Args:
+        x: spike-wave or potentials of one sample.
+        annotate: print values in cells (small maps only).
+        row_label: name of the channel axis.
+        cmap: colour map.
+        vmin, vmax: colour limits (default: the min and max of ``x``).
+        title: figure title.
+        fmt: format of annotated values.
+        size: size of one panel in inches.
+
+    Shape:
+        - x: :math:`(T, C, H, W)`.
+
+    Example:
+        >>> from snnlab.coding import times_to_wave
+        >>> fig = show_time_grid(times_to_wave(torch.tensor([[[0, 1], [2, 3]]]), 4), annotate=True)
+        >>> len(fig.axes)
+        4
+    """
+    check_tensor(x, "x", 4)
+    arr = _np(x)
+    t_steps, c = arr.shape[:2]
+    lo = float(arr.min()) if vmin is None else vmin
+    hi = float(arr.max()) if vmax is None else vmax
+    if hi == lo:
+        hi = lo + 1.0
+    fig, axes = new_figure(c, t_steps, size)
+    for ci in range(c):
+        for t in range(t_steps):
+            ax = axes[ci, t]
+            ax.imshow(arr[t, ci], cmap=cmap, vmin=lo, vmax=hi)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_color("0.6")
+            if annotate:
+                _annotate(ax, arr[t, ci], fmt, color_threshold=hi)
+            if ci == 0:
+                ax.set_title(f"t = {t}", fontsize=10)
+            if t == 0:
+                ax.set_ylabel(f"{row_label} {ci}")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def spike_raster(times, time_steps: int, ax=None, channel_names=None, max_points: int = 20000) -> Figure:
+    r"""Raster plot of spike times: one dot per spiking neuron at :math:`(t, \text{neuron index})`.
+
+    Neurons are numbered channel by channel in raster order; dots are coloured by channel.
+    Times ``>= time_steps`` (no spike) are left out.
+
+    Args:
+        times: spike times of one sample.
+        time_steps: ``T``.
+        ax: draw into these axes (default: a new figure).
+        channel_names: legend label per channel.
+        max_points: draw at most this many spikes (a random, seeded subset beyond that).
+
+    Shape:
+        - times: :math:`(C, H, W)`.
+
+    Example:
+        >>> fig = spike_raster(torch.tensor([[[0, 1], [2, 3]]]), 3)
+        >>> fig.axes[0].get_xlabel()
+        'time step t'
+    """
+    check_tensor(times, "times", 3)
+    check_positive_int(time_steps, "time_steps")
+    t = times.detach().cpu().to(torch.int64)
+    c = t.shape[0]
+    per = t[0].numel()
+    if ax is None:
+        fig, axes = new_figure(1, 1, (6.0, 3.5))
+        ax = axes[0, 0]
+    fig = ax.figure
+    rng = np.random.default_rng(0)
+    total = int((t < time_steps).sum())
+    keep = 1.0 if total <= max_points else max_points / total
+    for ci in range(c):
+        idx = torch.nonzero(t[ci].flatten() < time_steps).flatten().numpy()
+        if keep < 1.0:
+            idx = idx[rng.random(idx.size) < keep]
+        ts = t[ci].flatten().numpy()[idx]
+        label = channel_names[ci] if channel_names is not None else f"channel {ci}"
+        ax.scatter(ts + rng.uniform(-0.25, 0.25, size=ts.size), idx + ci * per, s=3, label=label)
+    ax.set_xlim(-0.6, time_steps - 0.4)
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("neuron (channel-major index)")
+    if c <= 8:
+        ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    return fig
+
+
+def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.8)) -> Figure:
+    r"""One frame per time step: neurons spiking *at* ``t`` in colour over the earlier ones in grey.
+
+    A pixel is coloured by the channel of its spike at step ``t``
+    (:math:`t_{spike} = t`), grey if any channel spiked there before ``t``, white otherwise.
+
+    Args:
+        times: spike times of one sample (``>= time_steps`` = no spike).
+        time_steps: ``T``.
+        ncols: frames per row (default: up to 8).
+        size: size of one frame in inches.
+
+    Shape:
+        - times: :math:`(C, H, W)`.
+
+    Example:
+        >>> fig = spike_frames(torch.tensor([[[0, 1], [2, 5]]]), 3)
+        >>> [ax.get_title() for ax in fig.axes]
+        ['t = 0 (1)', 't = 1 (1)', 't = 2 (1)']
+    """
+    from matplotlib import colormaps
+
+    check_tensor(times, "times", 3)
+    check_positive_int(time_steps, "time_steps")
+    t = times.detach().cpu().to(torch.int64).numpy()
+    c, h, w = t.shape
+    colors = colormaps["tab10"](np.arange(c) % 10)[:, :3]
+    nrows, ncols = _grid_shape(time_steps, 8 if ncols is None else ncols)
+    fig, axes = new_figure(nrows, ncols, size)
+    first = t.min(0)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= time_steps:
+            ax.axis("off")
+            continue
+        img = np.ones((h, w, 3))
+        img[first < i] = 0.75
+        now = t == i
+        for ci in range(c):
+            img[now[ci]] = colors[ci]
+        ax.imshow(img)
+        ax.set_title(f"t = {i} ({int(now.sum())})", fontsize=9)
+    return fig
+
+
+def show_winners(potentials, winners, radius: int = 0, ax=None, title: str | None = None) -> Figure:
+    r"""Winners of k-WTA drawn over the map :math:`\max_f V[T-1, f]` of the final potentials.
+
+    Each winner ``(f, y, x)`` is a dot labelled ``f``; with ``radius > 0`` its inhibition
+    window of side :math:`2r+1` is outlined. ``-1`` rows are skipped.
+
+    Args:
+        potentials: (thresholded) potentials of one sample.
+        winners: from :func:`snnlab.competition.k_winners`.
+        radius: inhibition radius to outline.
+        ax: draw into these axes (default: a new figure).
+        title: axes title.
+
+    Shape:
+        - potentials: :math:`(T, F, H, W)`; winners: :math:`(k, 3)`.
+
+    Example:
+        >>> v = torch.zeros(2, 3, 6, 6); v[1, 2, 3, 4] = 5.
+        >>> fig = show_winners(v, torch.tensor([[2, 3, 4], [-1, -1, -1]]), radius=1)
+        >>> len(fig.axes[0].patches)
+        1
+    """
+    check_tensor(potentials, "potentials", 4)
+    check_tensor(winners, "winners", 2)
+    if ax is None:
+        fig, axes = new_figure(1, 1, (4.0, 4.0))
+        ax = axes[0, 0]
+    fig = ax.figure
+    final = _np(potentials[-1]).max(0)
+    ax.imshow(final, cmap="magma")
+    for f, y, x in winners.tolist():
+        if f < 0:
+            continue
+        ax.plot(x, y, "o", color="cyan", ms=6, mec="black")
+        ax.annotate(str(f), (x, y), xytext=(3, 3), textcoords="offset points", color="cyan", fontsize=9)
+        if radius > 0:
+            ax.add_patch(Rectangle((x - radius - 0.5, y - radius - 0.5), 2 * radius + 1, 2 * radius + 1,
+                                   fill=False, ec="cyan", lw=1.2))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def reconstruct_features(weight, kernels) -> torch.Tensor:
+    r"""Project first-layer features back to pixel space: :math:`R_f = \sum_c W_{f,c} \ast D_c`.
+
+    Each synapse of channel ``c`` stands for the input filter :math:`D_c` (e.g. a DoG), so
+    a feature's preferred pixel pattern is the full convolution of its weights with the
+    filters (a transposed convolution).
+
+    Args:
+        weight: first-layer kernels.
+        kernels: the input filters, one per input channel (e.g. ``FilterBank.weight``).
+
+    Shape:
+        - weight: :math:`(F, C, k_h, k_w)`; kernels: :math:`(C, K, K)` or :math:`(C, 1, K, K)`.
+        - Output: :math:`(F, k_h + K - 1, k_w + K - 1)`.
+
+    Example:
+        >>> reconstruct_features(torch.ones(4, 2, 5, 5), torch.ones(2, 3, 3)).shape
+        torch.Size([4, 7, 7])
+    """
+    check_tensor(weight, "weight", 4)
+    check_tensor(kernels, "kernels", (3, 4))
+    k = kernels.reshape(kernels.shape[0], 1, *kernels.shape[-2:]).to(weight.device, torch.float32)
+    if k.shape[0] != weight.shape[1]:
+        raise ValueError(f"kernels: expected {weight.shape[1]} filters (one per input channel), got {k.shape[0]}")
+    return F.conv_transpose2d(weight.float(), k).squeeze(1)
+
+
+def tile_features(features, ncols: int = 10, pad: int = 1, normalize: bool = True) -> torch.Tensor:
+    r"""Tile ``F`` maps into one image, each rescaled to :math:`(x - \min)/(\max - \min)`.
+
+    Args:
+        features: maps to tile.
+        ncols: tiles per row.
+        pad: gap between tiles (filled with NaN, drawn as background).
+        normalize: rescale every map to [0, 1].
+
+    Shape:
+        - features: :math:`(F, H, W)`.
+        - Output: :math:`(rows (H + pad) - pad, ncols (W + pad) - pad)` with ``rows = ceil(F / ncols)``.
+
+    Example:
+        >>> tile_features(torch.rand(5, 3, 3), ncols=2).shape
+        torch.Size([11, 7])
+    """
+    check_tensor(features, "features", 3)
+    check_positive_int(ncols, "ncols")
+    x = features.detach().float().cpu()
+    if normalize:
+        lo = x.flatten(1).amin(1).view(-1, 1, 1)
+        hi = x.flatten(1).amax(1).view(-1, 1, 1)
+        x = (x - lo) / (hi - lo).clamp_min(1e-12)
+    n, h, w = x.shape
+    ncols = min(ncols, n)
+    rows = math.ceil(n / ncols)
+    out = torch.full((rows * (h + pad) - pad, ncols * (w + pad) - pad), float("nan"))
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = x[i]
+    return out
+
+
+def feature_grid(features, ncols: int = 10, ax=None, title: str | None = None, cmap: str = "gray") -> Figure:
+    r"""Draw :func:`tile_features` of ``features`` (each map rescaled to [0, 1]).
+
+    Args:
+        features: maps, e.g. from :func:`reconstruct_features`.
+        ncols: tiles per row.
+        ax: draw into these axes (default: a new figure).
+        title: axes title.
+        cmap: colour map.
+
+    Shape:
+        - features: :math:`(F, H, W)`.
+
+    Example:
+        >>> fig = feature_grid(torch.rand(6, 5, 5), ncols=3, title="features")
+        >>> fig.axes[0].get_title()
+        'features'
+    """
+    img = tile_features(features, ncols)
+    if ax is None:
+        fig, axes = new_figure(1, 1, (0.6 * img.shape[1] / 6 + 1, 0.6 * img.shape[0] / 6 + 0.6))
+        ax = axes[0, 0]
+    fig = ax.figure
+    ax.imshow(img.numpy(), cmap=cmap, vmin=0, vmax=1)
+    ax.set_facecolor("white")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def weight_convergence(weight, lower: float = 0.0, upper: float = 1.0) -> float:
+    r"""Convergence of bounded STDP weights: :math:`C = \mathrm{mean}\,(w - LB)(UB - w)`.
+
+    :math:`C` is 0 when every weight sits at a bound (a binary, converged kernel) and at
+    most :math:`(UB - LB)^2 / 4` (all weights in the middle).
+
+    Args:
+        weight: weights.
+        lower, upper: bounds ``LB < UB``.
+
+    Shape:
+        - weight: any.
+
+    Example:
+        >>> weight_convergence(torch.tensor([0.0, 1.0, 0.5, 0.5]))
+        0.125
+    """
+    check_tensor(weight, "weight")
+    if not lower < upper:
+        raise ValueError(f"lower, upper: expected lower < upper, got {lower}, {upper}")
+    w = weight.detach().double()
+    return float(((w - lower) * (upper - w)).mean())
+
+
+def learning_curve(values, x=None, ax=None, label: str | None = None, xlabel: str = "samples",
+                   ylabel: str = "value", title: str | None = None, **plot_kw) -> Figure:
+    r"""Plot a sequence :math:`y_i` against :math:`x_i` (default :math:`x_i = i`).
+
+    Args:
+        values: the curve.
+        x: abscissae (default: ``0..n-1``).
+        ax: draw into these axes (default: a new figure); call again with the same ``ax``
+            to overlay curves.
+        label: legend label.
+        xlabel, ylabel, title: axis labels and title.
+        **plot_kw: passed to ``Axes.plot``.
+
+    Shape:
+        - values, x: :math:`(n,)`.
+
+    Example:
+        >>> fig = learning_curve([0.1, 0.5, 0.7], label="accuracy", ylabel="accuracy")
+        >>> fig.axes[0].get_ylabel()
+        'accuracy'
+    """
+    y = _np(values).reshape(-1)
+    xs = np.arange(y.size) if x is None else _np(x).reshape(-1)
+    if xs.size != y.size:
+        raise ValueError(f"x: expected {y.size} values to match values, got {xs.size}")
+    if ax is None:
+        fig, axes = new_figure(1, 1, (5.0, 3.2))
+        ax = axes[0, 0]
+    fig = ax.figure
+    ax.plot(xs, y, label=label, **plot_kw)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if label is not None:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
