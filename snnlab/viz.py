@@ -27,6 +27,7 @@ __all__ = [
     "reconstruct_features",
     "tile_features",
     "feature_grid",
+    "feature_evolution",
     "weight_convergence",
     "learning_curve",
 ]
@@ -291,7 +292,7 @@ def spike_raster(times, time_steps: int, ax=None, channel_names=None, max_points
     return fig
 
 
-def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.8)) -> Figure:
+def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.8), fig=None) -> Figure:
     r"""One frame per time step: neurons spiking *at* ``t`` in colour over the earlier ones in grey.
 
     A pixel is coloured by the channel of its spike at step ``t``
@@ -302,6 +303,7 @@ def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.
         time_steps: ``T``.
         ncols: frames per row (default: up to 8).
         size: size of one frame in inches.
+        fig: draw into this figure (or sub-figure) instead of a new one.
 
     Shape:
         - times: :math:`(C, H, W)`.
@@ -319,7 +321,10 @@ def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.
     c, h, w = t.shape
     colors = colormaps["tab10"](np.arange(c) % 10)[:, :3]
     nrows, ncols = _grid_shape(time_steps, 8 if ncols is None else ncols)
-    fig, axes = new_figure(nrows, ncols, size)
+    if fig is None:
+        fig, axes = new_figure(nrows, ncols, size)
+    else:
+        axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
     first = t.min(0)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
@@ -536,4 +541,42 @@ def learning_curve(values, x=None, ax=None, label: str | None = None, xlabel: st
     if label is not None:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return fig
+
+
+def feature_evolution(snapshots, kernels=None, ncols: int = 10, size: float = 1.6) -> Figure:
+    r"""Feature grids of weight snapshots taken during training, one row per snapshot.
+
+    Each snapshot's kernels are shown in pixel space, :math:`R_f = \sum_c W_{f,c} \ast D_c`
+    (:func:`reconstruct_features`), or as the raw first channel when ``kernels`` is ``None``.
+
+    Args:
+        snapshots: list of ``(sample, weight)`` pairs, e.g. from
+            :func:`snnlab.widgets.train_stdp_layer`.
+        kernels: input filters ``(C, K, K)`` for the reconstruction (``None``: no reconstruction).
+        ncols: tiles per row of each grid.
+        size: height of one grid row in inches.
+
+    Shape:
+        - weight of each snapshot: :math:`(F, C, k_h, k_w)`.
+
+    Example:
+        >>> snaps = [(0, torch.rand(4, 2, 3, 3)), (10, torch.rand(4, 2, 3, 3))]
+        >>> fig = feature_evolution(snaps, torch.ones(2, 3, 3), ncols=4)
+        >>> [ax.get_title() for ax in fig.axes]
+        ['after 0 samples', 'after 10 samples']
+    """
+    if not isinstance(snapshots, (list, tuple)) or not snapshots:
+        raise TypeError("snapshots: expected a non-empty list of (sample, weight) pairs")
+    grids = []
+    for step, w in snapshots:
+        feats = reconstruct_features(w, kernels) if kernels is not None else w[:, 0]
+        grids.append((step, tile_features(feats, ncols)))
+    h, w = grids[0][1].shape
+    fig, axes = new_figure(len(grids), 1, (size * w / h, size))
+    for ax, (step, img) in zip(axes[:, 0], grids):
+        ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"after {step} samples", fontsize=10)
     return fig
