@@ -504,8 +504,8 @@ def weight_convergence(weight, lower: float = 0.0, upper: float = 1.0) -> float:
     return float(((w - lower) * (upper - w)).mean())
 
 
-def learning_curve(values, x=None, ax=None, label: str | None = None, xlabel: str = "samples",
-                   ylabel: str = "value", title: str | None = None, **plot_kw) -> Figure:
+def learning_curve(values, x=None, ax=None, label: str | None = None, xlabel: str | None = None,
+                   ylabel: str | None = None, title: str | None = None, **plot_kw) -> Figure:
     r"""Plot a sequence :math:`y_i` against :math:`x_i` (default :math:`x_i = i`).
 
     Args:
@@ -514,7 +514,7 @@ def learning_curve(values, x=None, ax=None, label: str | None = None, xlabel: st
         ax: draw into these axes (default: a new figure); call again with the same ``ax``
             to overlay curves.
         label: legend label.
-        xlabel, ylabel, title: axis labels and title.
+        xlabel, ylabel, title: axis labels and title (``None``: leave as they are).
         **plot_kw: passed to ``Axes.plot``.
 
     Shape:
@@ -534,8 +534,10 @@ def learning_curve(values, x=None, ax=None, label: str | None = None, xlabel: st
         ax = axes[0, 0]
     fig = ax.figure
     ax.plot(xs, y, label=label, **plot_kw)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     if label is not None:

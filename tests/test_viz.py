@@ -1,0 +1,143 @@
+"""Tests of snnlab.viz (Agg backend, no display)."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from snnlab import viz
+from snnlab.coding import times_to_wave
+from snnlab.retina import dog_kernel
+
+
+def _renders(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_new_figure_grid():
+    fig, axes = viz.new_figure(2, 3)
+    assert isinstance(fig, Figure) and axes.shape == (2, 3)
+    with pytest.raises(ValueError, match="nrows"):
+        viz.new_figure(0, 1)
+
+
+def test_show_kernels_symmetric_scale_and_titles():
+    k = dog_kernel(7, 1, 2)
+    fig = viz.show_kernels([k, -k], ["ON", "OFF"], annotate=True)
+    im = fig.axes[0].images[0]
+    lo, hi = im.get_clim()
+    assert lo == -hi == -float(k.abs().max())
+    assert [a.get_title() for a in fig.axes[:2]] == ["ON", "OFF"]
+    assert _renders(fig)
+
+
+def test_show_kernels_bad_input():
+    with pytest.raises(TypeError, match="kernels"):
+        viz.show_kernels(3)
+    with pytest.raises(ValueError, match="titles"):
+        viz.show_kernels(torch.rand(2, 3, 3), ["one"])
+    with pytest.raises(ValueError, match="kernels"):
+        viz.show_kernels(torch.rand(2, 2, 3, 3))
+
+
+def test_show_maps_grid_and_given_axes():
+    fig = viz.show_maps(torch.rand(5, 4, 4), ncols=3, suptitle="maps")
+    assert len(fig.axes) == 6 and not fig.axes[5].axison
+    fig2, axes = viz.new_figure(1, 2)
+    assert viz.show_maps(torch.rand(2, 4, 4), axes=axes) is fig2
+    with pytest.raises(ValueError, match="axes"):
+        viz.show_maps(torch.rand(3, 4, 4), axes=axes)
+
+
+def test_show_time_grid_layout_and_annotation():
+    wave = times_to_wave(torch.tensor([[[0, 1], [2, 3]], [[3, 3], [0, 0]]]), 4)
+    fig = viz.show_time_grid(wave, annotate=True)
+    assert len(fig.axes) == 2 * 4
+    assert fig.axes[0].get_title() == "t = 0"
+    assert len(fig.axes[0].texts) == 4  # one value per cell
+    assert _renders(fig)
+    with pytest.raises(ValueError, match="x"):
+        viz.show_time_grid(torch.zeros(2, 2, 2))
+
+
+def test_spike_raster_counts_only_spikes():
+    times = torch.tensor([[[0, 1], [2, 9]], [[9, 9], [1, 0]]])
+    fig = viz.spike_raster(times, 3, channel_names=["a", "b"])
+    ax = fig.axes[0]
+    n = sum(len(c.get_offsets()) for c in ax.collections)
+    assert n == 5
+    assert ax.get_legend() is not None
+
+
+def test_spike_frames_titles_count_new_spikes():
+    times = torch.tensor([[[0, 0], [1, 4]], [[2, 0], [4, 4]]])
+    fig = viz.spike_frames(times, 3)
+    assert [a.get_title() for a in fig.axes] == ["t = 0 (3)", "t = 1 (1)", "t = 2 (1)"]
+    img = fig.axes[1].images[0].get_array()
+    assert np.allclose(img[0, 0], 0.75)  # spiked earlier: grey
+
+
+def test_show_winners_draws_windows():
+    v = torch.zeros(2, 3, 8, 8)
+    v[1, 0, 2, 2] = 3.0
+    v[1, 2, 6, 6] = 2.0
+    win = torch.tensor([[0, 2, 2], [2, 6, 6], [-1, -1, -1]])
+    fig = viz.show_winners(v, win, radius=2, title="w")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 2 and len(ax.texts) == 2 and ax.get_title() == "w"
+
+
+def test_reconstruct_features_is_full_convolution():
+    w = torch.zeros(1, 2, 3, 3)
+    w[0, 0, 1, 1] = 1.0
+    k = torch.stack([dog_kernel(5, 1, 2), dog_kernel(5, 2, 1)])
+    r = viz.reconstruct_features(w, k)
+    assert r.shape == (1, 7, 7)
+    assert torch.allclose(r[0, 1:6, 1:6], k[0])
+    with pytest.raises(ValueError, match="kernels"):
+        viz.reconstruct_features(w, torch.ones(3, 5, 5))
+
+
+def test_tile_features_normalises_each_map():
+    x = torch.stack([torch.arange(4.0).view(2, 2), 10 * torch.arange(4.0).view(2, 2)])
+    t = viz.tile_features(x, ncols=2, pad=1)
+    assert t.shape == (2, 5)
+    assert torch.isnan(t[:, 2]).all()
+    assert torch.equal(t[:, :2], t[:, 3:])
+    assert float(t[~torch.isnan(t)].max()) == 1.0
+
+
+def test_feature_grid_and_evolution():
+    fig = viz.feature_grid(torch.rand(6, 5, 5), ncols=3, title="f")
+    assert fig.axes[0].get_title() == "f"
+    snaps = [(0, torch.rand(4, 2, 5, 5)), (5, torch.rand(4, 2, 5, 5))]
+    fig = viz.feature_evolution(snaps, torch.rand(2, 3, 3), ncols=2)
+    assert len(fig.axes) == 2 and _renders(fig)
+    with pytest.raises(TypeError, match="snapshots"):
+        viz.feature_evolution([])
+
+
+def test_weight_convergence_bounds():
+    assert viz.weight_convergence(torch.tensor([0.0, 1.0])) == 0.0
+    assert viz.weight_convergence(torch.full((3,), 0.5)) == 0.25
+    assert viz.weight_convergence(torch.full((3,), 1.0), lower=-1.0, upper=3.0) == 4.0
+    with pytest.raises(ValueError, match="lower"):
+        viz.weight_convergence(torch.zeros(2), 1.0, 0.0)
+    with pytest.raises(TypeError, match="weight"):
+        viz.weight_convergence([0.5])
+
+
+def test_learning_curve_overlay():
+    fig = viz.learning_curve([1, 2, 3], label="a", ylabel="acc")
+    viz.learning_curve([3, 2, 1], x=[10, 20, 30], ax=fig.axes[0], label="b")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2 and ax.get_ylabel() == "acc"
+    with pytest.raises(ValueError, match="x"):
+        viz.learning_curve([1, 2], x=[1, 2, 3])
