@@ -212,7 +212,8 @@ def competition_view(k: int = 5, radius: int = 3, digit: int = 0, weight=None, t
 @torch.no_grad()
 def train_stdp_layer(times, weight, rates=(0.004, -0.003), time_steps: int = 15, threshold: float = 15.0,
                      k: int = 5, radius: int = 3, padding: int = 2, use_stabilizer: bool = True,
-                     snapshot_every: int = 0, double_every: int = 0, max_a_plus: float = 0.15):
+                     snapshot_every: int = 0, double_every: int = 0, max_a_plus: float = 0.15,
+                     flush_below: float = 1e-20):
     r"""Unsupervised STDP of one convolutional layer, one sample at a time (in place).
 
     Per sample: :math:`V = W \star S_{in}`, :math:`S = [V > \theta]`, point-wise inhibition,
@@ -231,6 +232,8 @@ def train_stdp_layer(times, weight, rates=(0.004, -0.003), time_steps: int = 15,
         double_every: double ``a_plus`` (capped at ``max_a_plus``, :math:`a^- = -0.75 a^+`) every
             this many samples (0: constant rates).
         max_a_plus: cap of ``a_plus``.
+        flush_below: weights below this magnitude become exactly 0 after each update (stabilised
+            LTD decays weights geometrically; subnormal floats would slow the CPU down).
 
     Returns:
         dict with ``convergence`` (:math:`\mathrm{mean}\,w(1-w)` after each sample),
@@ -265,7 +268,7 @@ def train_stdp_layer(times, weight, rates=(0.004, -0.003), time_steps: int = 15,
         win = k_winners(pot, k, radius, spk)
         pairing = stdp_pairing(spike_times_of(wave), spike_times_of(spk), win, weight.shape[-2:])
         lr = stdp_rates_for_winners(pairing, win, rate)
-        apply_stdp(weight, win[0], lr[0], use_stabilizer)
+        apply_stdp(weight, win[0], lr[0], use_stabilizer, flush_below=flush_below)
         hist["convergence"].append(viz.weight_convergence(weight))
         hist["winners"].append(int((win[0, :, 0] >= 0).sum()))
         if snapshot_every and (i + 1) % snapshot_every == 0:
@@ -365,7 +368,8 @@ def train_rstdp_readout(times, labels, weight, n_per_class: int, reward=(0.004, 
             a = rw if ok else pn
             rate = torch.tensor([[a[0], a[1]]], device=weight.device).expand(n_feat, 2)
             pairing = stdp_pairing(spike_times_of(wave), spike_times_of(spk), win, weight.shape[-2:])
-            apply_stdp(weight, win[0], stdp_rates_for_winners(pairing, win, rate)[0], use_stabilizer)
+            apply_stdp(weight, win[0], stdp_rates_for_winners(pairing, win, rate)[0], use_stabilizer,
+                       flush_below=1e-20)
         if (i + 1) % block == 0 or i + 1 == times.shape[0]:
             n = correct + wrong + silent
             hist["accuracy"].append(correct / n)
