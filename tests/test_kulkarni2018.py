@@ -186,7 +186,8 @@ def test_bad_arguments_raise_naming_argument(kernels):
 
 @pytest.mark.slow
 def test_quick_preset_accuracy_floor(tmp_path):
-    # Quick preset (fast variant, 2000 train / 1000 test images, 4 epochs): measured 80.0 %
-    # best test accuracy in 96 s on 2 shared CPU cores; the 70 % floor leaves a 10-point margin.
+    # Quick preset (fast variant, 2000 train / 1000 test images, 3 epochs): measured 80.0 %
+    # best test accuracy (epoch 2) in ~75 s on 2 shared CPU cores (4 min when another run shares
+    # them); the 70 % floor leaves a 10-point margin.
     res = reproduce(Kulkarni2018Config.quick(), tmp_path, "cpu", seed=0, progress=False)
     assert res["best_test_acc"] >= 70.0

@@ -160,7 +160,7 @@ class Kulkarni2018Config:
 
     @classmethod
     def quick(cls, **overrides) -> "Kulkarni2018Config":
-        """CPU/CI preset: fast variant, 2000 train / 1000 test images, 4 epochs, 6000 CNN images.
+        """CPU/CI preset: fast variant, 2000 train / 1000 test images, 3 epochs, 6000 CNN images.
 
         Math: same model; only the data and epoch counts shrink.
 
@@ -174,7 +174,7 @@ class Kulkarni2018Config:
             >>> Kulkarni2018Config.quick(epochs=2).epochs
             2
         """
-        base = dict(variant="fast", n_train=2000, n_test=1000, epochs=4, cnn_samples=6000,
+        base = dict(variant="fast", n_train=2000, n_test=1000, epochs=3, cnn_samples=6000,
                     hidden_batch=128)
         base.update(overrides)
         return cls(**base)
