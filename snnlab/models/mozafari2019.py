@@ -1,0 +1,314 @@
+"""Mozafari et al. 2019: a deep convolutional SNN trained by STDP (conv1, conv2) and
+reward-modulated STDP (conv3), deciding by the class of the earliest/strongest neuron.
+
+Architecture (MNIST, 28x28): 6 DoG channels -> pad 2 -> conv1 (30 @ 5x5, threshold 15)
+-> pool 2 -> pad 1 -> conv2 (250 @ 3x3, threshold 10) -> pool 3 -> pad 2 -> conv3
+(200 @ 5x5, no threshold); features ``20c .. 20c+19`` vote for class ``c``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import default_device
+from ..coding import Encoder, times_to_wave
+from ..competition import k_winners
+from ..data import encoded_mnist
+from ..layers import Convolution, conv_potentials, fire, pad, pooling
+from ..learning import adaptive_rstdp_rates, rate_schedule
+from ..runs import PhaseTimer, Run
+from ..training import StdpLayer, chunks, decide, last_slice, layer_times, pad_times, pool_times, train_rstdp, train_stdp
+
+__all__ = ["Mozafari2019Config", "Mozafari2019", "reproduce", "PAPER_ACCURACY", "REFERENCE_ACCURACY"]
+
+PAPER_ACCURACY = 97.2
+REFERENCE_ACCURACY = 96.49  # SpykeTorch's script, 680 epochs (its issue #7)
+
+
+@dataclass
+class Mozafari2019Config:
+    """Hyper-parameters of the network and protocol; defaults are the published ones.
+
+    ``train_samples`` and ``epochs`` are per layer (conv1, conv2, conv3).
+    """
+
+    time_steps: int = 15
+    features: tuple = (30, 250, 200)
+    kernels: tuple = (5, 3, 5)
+    thresholds: tuple = (15.0, 10.0)
+    k: tuple = (5, 8)
+    radius: tuple = (3, 1)
+    stdp_rates: tuple = (0.004, -0.003)
+    max_a_plus: float = 0.15
+    doubling_every: int = 500
+    doubling_ratio: float = -0.75
+    reward_rates: tuple = (0.004, -0.003)
+    punish_rates: tuple = (-0.004, 0.0005)
+    rstdp_bounds: tuple = (0.2, 0.8)
+    adaptive_block: int = 1000
+    weight_mean: float = 0.8
+    weight_std: float = 0.05
+    epochs: tuple = (2, 4, 680)
+    train_samples: tuple = (60000, 60000, 60000)
+    test_samples: int = 10000
+    rstdp_mode: str = "exact"
+    chunk: int = 32
+    name: str = field(default="full", compare=False)
+
+    def __post_init__(self):
+        for f in ("features", "kernels", "thresholds", "k", "radius", "stdp_rates", "reward_rates",
+                  "punish_rates", "rstdp_bounds", "epochs", "train_samples"):
+            setattr(self, f, tuple(getattr(self, f)))
+        if len(self.epochs) != 3 or any((not isinstance(e, int)) or e < 0 for e in self.epochs):
+            raise ValueError(f"epochs: expected 3 non-negative ints (conv1, conv2, conv3), got {self.epochs}")
+        if len(self.train_samples) != 3 or any(n < 1 or n > 60000 for n in self.train_samples):
+            raise ValueError(f"train_samples: expected 3 ints in 1..60000, got {self.train_samples}")
+        if not 1 <= self.test_samples <= 10000:
+            raise ValueError(f"test_samples: expected 1..10000, got {self.test_samples}")
+        if self.features[2] % 10:
+            raise ValueError(f"features: conv3 needs a multiple of 10 features (one group per class), got {self.features[2]}")
+        if self.rstdp_mode not in ("exact", "batched"):
+            raise ValueError(f"rstdp_mode: expected 'exact' or 'batched', got {self.rstdp_mode!r}")
+
+    @classmethod
+    def quick(cls, **overrides) -> "Mozafari2019Config":
+        """A CPU-sized preset: the published network and rules on fewer samples and epochs."""
+        base = dict(epochs=(1, 1, 8), train_samples=(3000, 6000, 20000), name="quick")
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Mozafari2019Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class Mozafari2019(nn.Module):
+    r"""The network; weights drawn from :math:`\mathcal N(0.8, 0.05^2)` in layer order.
+
+    Args:
+        config: :class:`Mozafari2019Config`.
+        seed: seed of the initial weights (``torch.manual_seed(seed)`` in the reference).
+
+    Shape:
+        - Input: spike times :math:`(B, 6, 28, 28)` uint8 (``T`` = no spike), as from
+          :meth:`snnlab.coding.Encoder.mozafari2019`.
+        - Output of :meth:`forward`: decisions :math:`(B,)` int64, ``-1`` = silent.
+
+    Example:
+        >>> net = Mozafari2019(Mozafari2019Config(), seed=1)
+        >>> net(torch.full((2, 6, 28, 28), 15, dtype=torch.uint8)).tolist()
+        [-1, -1]
+    """
+
+    def __init__(self, config: Mozafari2019Config | None = None, seed: int | None = None):
+        super().__init__()
+        self.config = cfg = config or Mozafari2019Config()
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        f1, f2, f3 = cfg.features
+        k1, k2, k3 = cfg.kernels
+        self.conv1 = Convolution(6, f1, k1, cfg.weight_mean, cfg.weight_std, generator=g)
+        self.conv2 = Convolution(f1, f2, k2, cfg.weight_mean, cfg.weight_std, generator=g)
+        self.conv3 = Convolution(f2, f3, k3, cfg.weight_mean, cfg.weight_std, generator=g)
+        self.register_buffer("decision_map", torch.arange(f3) // (f3 // 10))
+
+    # --- inputs of each layer (frozen-layer caches) ------------------------------------
+    def conv1_input(self, times: torch.Tensor) -> torch.Tensor:
+        """Padded input spike times of conv1, ``(B, 6, 32, 32)`` uint8."""
+        return pad_times(times, 2, self.config.time_steps)
+
+    def conv2_input(self, times: torch.Tensor, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+        """Input spike times of conv2 (conv1 frozen, no inhibition), ``(B, 30, 16, 16)`` uint8."""
+        t = self.config.time_steps
+        out = layer_times(self.conv1_input(times), self.conv1.weight, self.config.thresholds[0], t,
+                          batch_size, progress, desc="conv1 -> conv2 input")
+        return pad_times(pool_times(out, 2, 2), 1, t)
+
+    def conv3_input(self, times: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Final-slice input of conv3 ("spiked at all"), ``(B, 250, 8, 8)`` uint8 (0/1).
+
+        Final-slice computation: potentials never decrease, so the last time slice decides
+        whether each neuron fired; equal to the full computation (tested).
+        """
+        cfg = self.config
+        out = []
+        dev = self.conv1.weight.device
+        for a, b in chunks(len(times), batch_size):
+            x = last_slice(self.conv1_input(times[a:b].to(dev)), cfg.time_steps)
+            x = (F.conv2d(x, self.conv1.weight) > cfg.thresholds[0]).float()
+            x = F.pad(F.max_pool2d(x, 2, 2), (1, 1, 1, 1))
+            x = (F.conv2d(x, self.conv2.weight) > cfg.thresholds[1]).float()
+            x = F.pad(F.max_pool2d(x, 3, 3), (2, 2, 2, 2))
+            out.append(x.to(torch.uint8).cpu())
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def forward(self, times: torch.Tensor) -> torch.Tensor:
+        """Decisions ``(B,)`` from input spike times (final-slice inference)."""
+        return decide(self.conv3.weight, self.conv3_input(times), self.decision_map, self.config.time_steps)[0]
+
+    @torch.no_grad()
+    def forward_full(self, times: torch.Tensor) -> torch.Tensor:
+        """The straightforward computation over all time steps (as the reference does it)."""
+        cfg = self.config
+        wave = times_to_wave(self.conv1_input(times), cfg.time_steps)
+        spk, _ = fire(conv_potentials(wave, self.conv1.weight), cfg.thresholds[0])
+        spk, _ = fire(conv_potentials(pad(pooling(spk, 2, 2), 1), self.conv2.weight), cfg.thresholds[1])
+        pot = conv_potentials(pad(pooling(spk, 3, 3), 2), self.conv3.weight)
+        spk, _ = fire(pot, None)
+        win = k_winners(pot, 1, 0, spk)[:, 0]
+        return torch.where(win[:, 0] >= 0, self.decision_map[win[:, 0].clamp_min(0)], -1)
+
+
+def _perf(decisions: torch.Tensor, labels: torch.Tensor) -> dict:
+    n = max(len(labels), 1)
+    silent = int((decisions < 0).sum())
+    correct = int((decisions == labels).sum())
+    return {"correct": correct / n, "wrong": (n - correct - silent) / n, "silent": silent / n}
+
+
+def reproduce(config: Mozafari2019Config | None = None, out_dir="runs/mozafari2019", device="auto", seed: int = 1,
+              resume: bool = False, progress: bool = True, root=None, log=print) -> dict:
+    """Run the whole protocol: STDP on conv1 and conv2, R-STDP on conv3, test every epoch.
+
+    Writes ``results.json``, ``curves.png``, ``weights.pt`` (last epoch) and
+    ``best_weights.pt`` (best test epoch) into ``out_dir``, and a checkpoint after every
+    epoch of every layer; ``resume=True`` continues from it with identical results.
+
+    Args:
+        config: protocol (default: the published one); see :meth:`Mozafari2019Config.quick`.
+        out_dir: output folder.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        seed: seed of the initial weights.
+        resume: continue from the checkpoint in ``out_dir``.
+        progress: progress bars.
+        root: data root (see :func:`snnlab.data.data_root`).
+        log: where one-line messages go.
+
+    Returns:
+        The results dict (also in ``results.json``).
+    """
+    from ..io import save_model
+
+    cfg = config or Mozafari2019Config()
+    dev = default_device(device)
+    run = Run(out_dir, resume)
+    ck = run.load_checkpoint()
+    net = Mozafari2019(cfg, seed=seed).to(dev)
+    state = {"done": [0, 0, 0], "sched": [None, None], "rates": None, "history": [], "best": None, "seconds": {}}
+    if ck is not None:
+        if ck["config"] != dataclasses.asdict(cfg) or ck["seed"] != seed:
+            raise ValueError(f"resume: the checkpoint in {run.out} was made with another config or seed")
+        net.load_state_dict(ck["model"])
+        state = ck["state"]
+        log(f"resuming from {run.ckpt}: epochs done per layer {state['done']}")
+    timer = PhaseTimer(state["seconds"])
+    t = cfg.time_steps
+    n1, n2, n3 = cfg.train_samples
+
+    def save():
+        state["seconds"] = timer.seconds
+        run.save_checkpoint({"config": dataclasses.asdict(cfg), "seed": seed, "model": net.state_dict(), "state": state})
+
+    enc = Encoder.mozafari2019(time_steps=t)
+    with timer("encoding"):
+        tr_times, tr_labels = encoded_mnist(enc, True, root, limit=max(cfg.train_samples), device=dev, progress=progress)
+        te_times, te_labels = encoded_mnist(enc, False, root, limit=cfg.test_samples, device=dev, progress=progress)
+
+    # --- conv1 and conv2: STDP with the 500-sample rate doubling ------------------------
+    for li, (conv, n, name) in enumerate(((net.conv1, n1, "conv1"), (net.conv2, n2, "conv2"))):
+        if state["done"][li] >= cfg.epochs[li]:
+            continue
+        spec = StdpLayer(cfg.thresholds[li], cfg.k[li], cfg.radius[li])
+        with timer(f"{name} input"):
+            x = net.conv1_input(tr_times[:n]) if li == 0 else net.conv2_input(tr_times[:n], progress=progress)
+        for ep in range(state["done"][li], cfg.epochs[li]):
+            sched = state["sched"][li] or {"a_plus": cfg.stdp_rates[0], "a_minus": cfg.stdp_rates[1], "counter": 0}
+            rates, counter = rate_schedule(n, sched["a_plus"], cfg.doubling_every, cfg.max_a_plus,
+                                           cfg.doubling_ratio, sched["counter"], sched["a_minus"])
+            with timer(f"{name} STDP"):
+                out = train_stdp(conv.weight.data, x, spec, rates, t, cfg.chunk, progress,
+                                 desc=f"{name} epoch {ep + 1}/{cfg.epochs[li]}")
+            state["sched"][li] = {"a_plus": float(rates[-1, 0]), "a_minus": float(rates[-1, 1]), "counter": counter}
+            state["done"][li] = ep + 1
+            won = (out["winners"][:, :, 0] >= 0).sum(1).float().mean().item()
+            log(f"{name} epoch {ep + 1}/{cfg.epochs[li]}: {won:.2f} winners/sample, a+ = {float(rates[-1, 0]):.4f}")
+            save()
+
+    # --- conv3: R-STDP with adaptive rates, test after every epoch ----------------------
+    with timer("conv3 input"):
+        x3 = net.conv3_input(tr_times[:n3])
+        x3_test = net.conv3_input(te_times)
+    y3, y_test = tr_labels[:n3], te_labels
+    w3 = net.conv3.weight.data
+    rw, pn = state["rates"] or (cfg.reward_rates, cfg.punish_rates)
+    bar = None
+    if progress and state["done"][2] < cfg.epochs[2]:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs[2], initial=state["done"][2], desc="conv3 R-STDP", unit="epoch")
+    for ep in range(state["done"][2], cfg.epochs[2]):
+        t0 = time.perf_counter()
+        decisions = []
+        with timer("conv3 R-STDP"):
+            for a, b in chunks(n3, cfg.adaptive_block):
+                d = train_rstdp(w3, x3[a:b], y3[a:b], net.decision_map, rw, pn, t, *cfg.rstdp_bounds,
+                                mode=cfg.rstdp_mode)
+                p = _perf(d, y3[a:b])
+                rw, pn = adaptive_rstdp_rates(cfg.reward_rates, cfg.punish_rates, p["correct"], p["wrong"])
+                decisions.append(d)
+        with timer("evaluation"):
+            test = _perf(decide(w3, x3_test, net.decision_map, t)[0], y_test)
+        train = _perf(torch.cat(decisions), y3)
+        entry = {"epoch": ep + 1, "train": train, "test": test, "seconds": time.perf_counter() - t0}
+        state["history"].append(entry)
+        state["rates"] = (rw, pn)
+        if state["best"] is None or state["best"]["test"]["correct"] <= test["correct"]:
+            state["best"] = {"epoch": ep + 1, "test": test, "conv3": w3.detach().cpu().clone()}
+        state["done"][2] = ep + 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(train=f"{100 * train['correct']:.2f}%", test=f"{100 * test['correct']:.2f}%",
+                            best=f"{100 * state['best']['test']['correct']:.2f}%")
+        else:
+            log(f"conv3 epoch {ep + 1}/{cfg.epochs[2]}: train {100 * train['correct']:.2f}%  "
+                f"test {100 * test['correct']:.2f}% (silent {100 * test['silent']:.2f}%)")
+        save()
+    if bar is not None:
+        bar.close()
+
+    # --- results --------------------------------------------------------------------------
+    hist = state["history"]
+    best = state["best"]
+    results = run.header("mozafari2019", cfg, seed, dev)
+    results.update({
+        "history": hist,
+        "best_test_accuracy": 100 * best["test"]["correct"] if best else None,
+        "best_epoch": best["epoch"] if best else None,
+        "final_test_accuracy": 100 * hist[-1]["test"]["correct"] if hist else None,
+        "paper_accuracy": PAPER_ACCURACY,
+        "reference_accuracy": REFERENCE_ACCURACY,
+        "test_samples": len(y_test),
+        "wall_time_per_phase_s": timer.seconds,
+    })
+    save_model(net, run.out / "weights.pt")
+    if best is not None:
+        best_net = Mozafari2019(cfg).to("cpu")
+        best_net.load_state_dict({k: v.cpu() for k, v in net.state_dict().items()})
+        best_net.conv3.weight.data.copy_(best["conv3"])
+        save_model(best_net, run.out / "best_weights.pt")
+    if hist:
+        epochs = [h["epoch"] for h in hist]
+        run.plot_curves(epochs, {
+            "train correct": [100 * h["train"]["correct"] for h in hist],
+            "test correct": [100 * h["test"]["correct"] for h in hist],
+            "test silent": [100 * h["test"]["silent"] for h in hist],
+        }, "% of samples", f"Mozafari 2019 ({cfg.name}), R-STDP on conv3",
+            reference={f"paper {PAPER_ACCURACY}%": PAPER_ACCURACY})
+    run.write_results(results)
+    return results

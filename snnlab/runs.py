@@ -1,0 +1,139 @@
+"""Output folders of reproduction runs: checkpoints, ``results.json``, curves and weights.
+
+A run folder holds ``checkpoint.pt`` (written atomically after every epoch of every
+layer), ``results.json``, ``curves.png`` and ``weights.pt`` (the trained network with its
+config, see :func:`snnlab.io.save_model`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .training import atomic_save
+
+__all__ = ["Run", "check_writable", "PhaseTimer"]
+
+
+def check_writable(out) -> Path:
+    """Create ``out`` if needed and check it can be written; raise ``ValueError`` otherwise."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"out: cannot write to {out} ({err.strerror or err})") from None
+    return out
+
+
+class PhaseTimer:
+    """Accumulates wall time per named phase (kept across resumes in the checkpoint)."""
+
+    def __init__(self, seconds: dict | None = None):
+        self.seconds = dict(seconds or {})
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.t0
+
+        return _Ctx()
+
+
+class Run:
+    """One reproduction's output folder.
+
+    Args:
+        out: folder (created if missing).
+        resume: continue from ``checkpoint.pt`` if present; otherwise a stale checkpoint
+            is removed so the run starts afresh.
+
+    Example:
+        >>> import tempfile
+        >>> run = Run(tempfile.mkdtemp(), resume=False)
+        >>> run.load_checkpoint() is None
+        True
+    """
+
+    def __init__(self, out, resume: bool = False):
+        self.out = check_writable(out)
+        self.ckpt = self.out / "checkpoint.pt"
+        if not resume and self.ckpt.exists():
+            self.ckpt.unlink()
+
+    def load_checkpoint(self):
+        if not self.ckpt.is_file():
+            return None
+        try:
+            return torch.load(self.ckpt, weights_only=False)
+        except Exception as err:  # a checkpoint we cannot read must not silently restart
+            raise ValueError(f"resume: checkpoint {self.ckpt} is unreadable ({err}); delete it to start over") from None
+
+    def save_checkpoint(self, state: dict) -> None:
+        atomic_save(state, self.ckpt)
+
+    def header(self, name: str, config, seed: int, device) -> dict:
+        return {
+            "model": name,
+            "config": dataclasses.asdict(config),
+            "seed": seed,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "snnlab": __version__,
+            "python": platform.python_version(),
+        }
+
+    def write_results(self, results: dict) -> Path:
+        path = self.out / "results.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=2, default=_jsonable))
+        os.replace(tmp, path)
+        return path
+
+    def plot_curves(self, epochs, series: dict, ylabel: str, title: str, reference: dict | None = None) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for label, values in series.items():
+            ax.plot(epochs, values, marker="o" if len(epochs) < 30 else None, label=label)
+        for label, value in (reference or {}).items():
+            ax.axhline(value, ls="--", lw=1, color="gray")
+            ax.annotate(label, (epochs[0] if len(epochs) else 0, value), fontsize=8, va="bottom")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = self.out / "curves.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+
+def _jsonable(o):
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

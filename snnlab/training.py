@@ -1,0 +1,401 @@
+"""Layer-wise training and inference loops shared by the reproduction models.
+
+Exact mode reproduces the published one-sample-at-a-time semantics; it is made fast by
+three facts (see ``design.md`` section 6):
+
+- *frozen-layer caches*: while a layer learns, the layers below are frozen, so each
+  sample's layer input (spike times, uint8) is computed once, batched;
+- *exact chunking by correction*: potentials of a chunk of samples are computed in one
+  batched convolution with the chunk-start weights, and before each sample only the
+  features whose kernels changed earlier in the chunk are recomputed (conv2d on CPU is
+  batch- and feature-subset-invariant, so results are bit-identical to the plain loop);
+- *final-slice inference*: weights are non-negative and spike-waves cumulative, so where
+  no time-dependent competition applies a neuron "spiked at all" iff its potential on the
+  last time slice exceeds the threshold: 1/T of the work.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .coding import times_to_wave
+from .competition import k_winners, pointwise_inhibition, winner_keys
+from .layers import fire
+from .learning import apply_stdp, batch_stdp, stdp_pairing, stdp_rates_for_winners
+
+__all__ = [
+    "StdpLayer",
+    "layer_times",
+    "pool_times",
+    "pad_times",
+    "inhibit_times",
+    "last_slice",
+    "train_stdp",
+    "decide",
+    "train_rstdp",
+    "atomic_save",
+    "chunks",
+]
+
+
+@dataclass
+class StdpLayer:
+    """Hyper-parameters of one STDP-trained layer.
+
+    Args:
+        threshold: firing threshold.
+        k: winners per sample.
+        radius: lateral inhibition radius of k-WTA.
+        pointwise: point-wise inhibition before k-WTA.
+        stabilizer: multiply updates by ``(w - LB)(UB - w)``.
+        lower, upper: weight bounds.
+        flush_below: weights below this magnitude become 0 (avoids subnormal slow-downs).
+    """
+
+    threshold: float
+    k: int
+    radius: int
+    pointwise: bool = True
+    stabilizer: bool = True
+    lower: float = 0.0
+    upper: float = 1.0
+    flush_below: float = 1e-30
+
+
+def chunks(n: int, size: int):
+    """``(start, stop)`` pairs covering ``range(n)`` in steps of ``size``."""
+    return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _progress(iterable, progress, **kw):
+    if not progress:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kw)
+
+
+def pad_times(times: torch.Tensor, pad: int, time_steps: int) -> torch.Tensor:
+    """Pad spike times spatially with "no spike" (``T``); the equivalent of zero-padding a wave.
+
+    Shape:
+        - Input: :math:`(B, C, H, W)`. Output: :math:`(B, C, H + 2p, W + 2p)`.
+
+    Example:
+        >>> pad_times(torch.zeros(1, 1, 1, 1, dtype=torch.uint8), 1, 15)[0, 0].tolist()
+        [[15, 15, 15], [15, 0, 15], [15, 15, 15]]
+    """
+    return F.pad(times, (pad, pad, pad, pad), value=time_steps) if pad else times
+
+
+def pool_times(times: torch.Tensor, kernel: int, stride: int | None = None, padding: int = 0) -> torch.Tensor:
+    """Max pooling of a spike-wave, on spike times: the earliest time in each window.
+
+    Shape:
+        - Input: :math:`(B, C, H, W)` uint8. Output: :math:`(B, C, H', W')` uint8.
+
+    Example:
+        >>> pool_times(torch.tensor([[[[3, 1], [2, 9]]]], dtype=torch.uint8), 2).flatten().tolist()
+        [1]
+    """
+    x = -times.to(torch.int16 if times.device.type == "cpu" else torch.float32)
+    if x.dtype == torch.int16:
+        x = x.float()  # max_pool2d has no integer kernel on CPU
+    return (-F.max_pool2d(x, kernel, stride, padding)).to(times.dtype)
+
+
+def inhibit_times(times: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """Point-wise inhibition of a spike-wave given as times: per location only the earliest
+    feature keeps its spike (the lowest index among simultaneous ones).
+
+    Shape:
+        - Input/Output: :math:`(B, C, H, W)`.
+
+    Example:
+        >>> t = torch.tensor([[[[4]], [[2]], [[2]]]], dtype=torch.uint8)
+        >>> inhibit_times(t, 15).flatten().tolist()
+        [15, 2, 15]
+    """
+    first = times.argmin(1, keepdim=True)
+    keep = torch.zeros_like(times, dtype=torch.bool).scatter_(1, first, True)
+    return times.masked_fill(~keep, time_steps)
+
+
+def last_slice(times: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """The last time slice of the spike-wave ("spiked at all") as float ``(B, C, H, W)``."""
+    return (times < time_steps).float()
+
+
+def layer_times(input_times: torch.Tensor, weight: torch.Tensor, threshold: float, time_steps: int,
+                batch_size: int = 256, progress: bool = False, desc: str = "layer") -> torch.Tensor:
+    r"""Output spike times of a frozen IF layer (no competition), batched.
+
+    :math:`t_{out} = T - \#\{t : V[t] > \theta\}` with :math:`V = W \star S`.
+
+    Args:
+        input_times: padded input spike times, uint8.
+        weight: ``(F, C, kh, kw)``.
+        threshold: firing threshold.
+        time_steps: ``T``.
+        batch_size: samples per convolution.
+        progress: show a progress bar.
+
+    Shape:
+        - input_times: :math:`(N, C, H, W)`. Output: :math:`(N, F, H', W')` uint8 on the input's device.
+
+    Example:
+        >>> t = torch.zeros(2, 1, 3, 3, dtype=torch.uint8)
+        >>> layer_times(t, torch.ones(1, 1, 3, 3), 8.5, 4).flatten().tolist()
+        [0, 0]
+    """
+    out = []
+    dev = weight.device
+    for a, b in _progress(chunks(len(input_times), batch_size), progress, desc=desc, unit="batch"):
+        wave = times_to_wave(input_times[a:b].to(dev), time_steps)
+        pot = F.conv2d(wave.flatten(0, 1), weight)
+        fired = (pot > threshold).view(b - a, time_steps, *pot.shape[1:]).sum(1, dtype=torch.uint8)
+        out.append((time_steps - fired).to(torch.uint8).to(input_times.device))
+    return torch.cat(out) if out else torch.empty(0, weight.shape[0], dtype=torch.uint8)
+
+
+@torch.no_grad()
+def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer, rates: torch.Tensor,
+               time_steps: int, chunk: int = 32, progress: bool = False, desc: str = "STDP") -> dict:
+    r"""Exact (sample-by-sample) STDP training of one layer, chunked by correction.
+
+    For each sample: potentials :math:`V = W \star S`, fire, (point-wise inhibition),
+    k-WTA, and the STDP update of the winners, in order; the next sample sees the updated
+    weights. Identical to the plain loop (tested), but potentials of ``chunk`` samples are
+    computed at once and only the kernels changed inside the chunk are recomputed.
+
+    Args:
+        weight: ``(F, C, kh, kw)``, updated in place.
+        input_times: padded layer input as spike times (uint8).
+        spec: the layer's hyper-parameters.
+        rates: per-sample ``(a_plus, a_minus)``, from :func:`snnlab.learning.rate_schedule`.
+        time_steps: ``T``.
+        chunk: samples per batched convolution.
+        progress: show a progress bar.
+
+    Returns:
+        ``{"winners": int64 (N, k, 3), "spikes": int64 (N,)}``: each sample's winners and
+        its number of output spikes after inhibition.
+
+    Shape:
+        - input_times: :math:`(N, C, H, W)`; rates: :math:`(N, 2)`.
+    """
+    n = len(input_times)
+    if rates.shape != (n, 2):
+        raise ValueError(f"rates: expected shape ({n}, 2), got {tuple(rates.shape)}")
+    dev = weight.device
+    nf = weight.shape[0]
+    ks = weight.shape[-2:]
+    all_winners = torch.full((n, spec.k, 3), -1, dtype=torch.long)
+    n_spikes = torch.zeros(n, dtype=torch.long)
+    # the reference clips every kernel at each update call: after the first one, clipping
+    # untouched kernels again is a no-op, so only the winners' rows need it
+    needs_clamp = not _in_bounds(weight, spec.lower, spec.upper)
+    rates = rates.to(dev)
+    bar = _progress(range(n), progress, desc=desc, unit="sample", mininterval=1.0)
+    it = iter(bar)
+    for a, b in chunks(n, chunk):
+        tin = input_times[a:b].to(dev)
+        wave = times_to_wave(tin, time_steps)
+        pots = F.conv2d(wave.flatten(0, 1), weight)
+        pots = pots.view(b - a, time_steps, *pots.shape[1:])
+        changed = torch.zeros(nf, dtype=torch.bool, device=dev)
+        for i in range(b - a):
+            next(it, None)
+            pot = pots[i]
+            if i and bool(changed.any()):
+                idx = changed.nonzero().flatten()
+                pot[:, idx] = F.conv2d(wave[i], weight[idx])
+            spk, pot = fire(pot, spec.threshold)
+            if spec.pointwise:
+                pot = pointwise_inhibition(pot)
+                spk = pot.sign()
+            win = k_winners(pot, spec.k, spec.radius, spk)
+            out_t = time_steps - spk.sum(0, dtype=torch.int16)
+            pair = stdp_pairing(tin[i:i + 1], out_t[None], win[None], ks)
+            lr = stdp_rates_for_winners(pair, win[None], rates[a + i].view(1, 2).expand(nf, 2))
+            apply_stdp(weight, win, lr[0], spec.stabilizer, spec.lower, spec.upper,
+                       clamp_all=needs_clamp, flush_below=spec.flush_below)
+            f = win[:, 0]
+            changed[f[f >= 0]] = True
+            if needs_clamp:
+                changed[:] = True
+                needs_clamp = False
+            all_winners[a + i] = win.cpu()
+            n_spikes[a + i] = int(spk[-1].sum())
+    if progress:
+        bar.close()
+    return {"winners": all_winners, "spikes": n_spikes}
+
+
+def _in_bounds(weight, lower, upper):
+    return bool(((weight >= lower) & (weight <= upper)).all())
+
+
+def _decision_keys(pot: torch.Tensor, time_steps: int) -> torch.Tensor:
+    # k-WTA keys of a decision layer (no threshold: every positive neuron spikes at T-1),
+    # in the reference's float arithmetic: fl(V + T * max V+) for V > 0, else 0
+    pos = pot.clamp_min(0)
+    v = pos.flatten(1).amax(1).view(-1, *([1] * (pot.dim() - 1))) * time_steps
+    return torch.where(pot > 0, pot + v, torch.zeros((), device=pot.device))
+
+
+def decide(weight: torch.Tensor, inputs: torch.Tensor, decision_map: torch.Tensor, time_steps: int,
+           batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Decisions of a last (decision) layer from its final-slice input, batched.
+
+    The winner is the neuron with the largest potential :math:`V = W \star x` (k-WTA with
+    ``k = 1`` on the last time step); its feature's class is the decision, ``-1`` if no
+    neuron has positive potential.
+
+    Args:
+        weight: ``(F, C, kh, kw)``.
+        inputs: ``(N, C, H, W)`` final-slice input spikes (0/1).
+        decision_map: ``(F,)`` class of each feature.
+        time_steps: ``T`` (enters the reference's ranking arithmetic).
+        batch_size: samples per convolution.
+
+    Returns:
+        ``(decisions, winners)``: int64 ``(N,)`` and ``(N, 3)`` (feature, y, x; -1 if silent).
+
+    Example:
+        >>> w = torch.zeros(4, 1, 1, 1); w[2] = 1
+        >>> decide(w, torch.ones(1, 1, 2, 2), torch.tensor([0, 0, 1, 1]), 15)[0].tolist()
+        [1]
+    """
+    dev = weight.device
+    decisions, winners = [], []
+    for a, b in chunks(len(inputs), batch_size):
+        pot = F.conv2d(inputs[a:b].to(dev, torch.float32), weight)
+        keys = _decision_keys(pot, time_steps)
+        best, idx = keys.flatten(1).max(1)
+        hw = pot.shape[-2] * pot.shape[-1]
+        win = torch.stack([idx // hw, (idx % hw) // pot.shape[-1], idx % pot.shape[-1]], 1)
+        silent = best == 0
+        win = win.masked_fill(silent[:, None], -1)
+        dec = torch.where(silent, torch.full_like(idx, -1), decision_map.to(dev)[win[:, 0].clamp_min(0)])
+        decisions.append(dec.cpu())
+        winners.append(win.cpu())
+    return torch.cat(decisions), torch.cat(winners)
+
+
+@torch.no_grad()
+def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor, decision_map: torch.Tensor,
+                reward_rates, punish_rates, time_steps: int, lower: float, upper: float,
+                mode: str = "exact", chunk: int = 64, progress: bool = False, desc: str = "R-STDP") -> torch.Tensor:
+    r"""One pass of R-STDP over ``inputs`` on a decision layer (final-slice form).
+
+    Each sample's decision is the class of the winning feature (:func:`decide`); right:
+    STDP with ``reward_rates``, wrong: ``punish_rates`` (anti-STDP), silent: no update.
+    Only the winner's kernel changes: :math:`w_f \mathrel{+}= a^{\pm}` on synapses whose input
+    spiked at all (``a_plus``) or not (``a_minus``), no stabiliser, clipped to ``[lower, upper]``.
+
+    ``mode="exact"`` processes samples one by one (chunked by correction, identical to the
+    plain loop); ``mode="batched"`` decides a whole chunk with the chunk-start weights and
+    applies the summed updates at once.
+
+    Args:
+        weight: ``(F, C, kh, kw)``, updated in place.
+        inputs: ``(N, C, H, W)`` final-slice input spikes (0/1, any dtype).
+        labels: ``(N,)`` targets.
+        decision_map: ``(F,)``.
+        reward_rates, punish_rates: ``(a_plus, a_minus)`` pairs.
+        time_steps: ``T``.
+        lower, upper: weight bounds.
+        mode: ``"exact"`` or ``"batched"``.
+        chunk: samples per batched convolution.
+
+    Returns:
+        int64 ``(N,)`` decisions (``-1`` = silent).
+    """
+    if mode not in ("exact", "batched"):
+        raise ValueError(f"mode: expected 'exact' or 'batched', got {mode!r}")
+    dev = weight.device
+    nf = weight.shape[0]
+    ks = weight.shape[-2:]
+    dmap = decision_map.to(dev)
+    rw = torch.tensor(reward_rates, dtype=torch.float32, device=dev)
+    pn = torch.tensor(punish_rates, dtype=torch.float32, device=dev)
+    decisions = torch.full((len(inputs),), -1, dtype=torch.long)
+    needs_clamp = not _in_bounds(weight, lower, upper)
+    for a, b in _progress(chunks(len(inputs), chunk), progress, desc=desc, unit="chunk", mininterval=1.0):
+        x = inputs[a:b].to(dev, torch.float32)
+        y = labels[a:b].to(dev)
+        pots = F.conv2d(x, weight)
+        if mode == "batched":
+            dec, win = _decide_from_pot(pots, dmap, time_steps)
+            ltp = _receptive(x, win, ks) > 0
+            r = torch.where((dec == y)[:, None], rw, pn).masked_fill((dec < 0)[:, None], 0.0)
+            lr = torch.where(ltp, r[:, 0].view(-1, 1, 1, 1), r[:, 1].view(-1, 1, 1, 1))
+            batch_stdp(weight, win[:, None], lr[:, None], False, lower, upper)
+            needs_clamp = False
+            decisions[a:b] = dec.cpu()
+            continue
+        changed = torch.zeros(nf, dtype=torch.bool, device=dev)
+        for i in range(b - a):
+            pot = pots[i:i + 1]
+            if i and bool(changed.any()):
+                idx = changed.nonzero().flatten()
+                pot[:, idx] = F.conv2d(x[i:i + 1], weight[idx])
+            dec, win = _decide_from_pot(pot, dmap, time_steps)
+            f = int(win[0, 0])
+            if f < 0:
+                continue
+            r = rw if int(dec[0]) == int(y[i]) else pn
+            patch = _receptive(x[i:i + 1], win, ks)[0]
+            weight[f] += torch.where(patch > 0, r[0], r[1])
+            if needs_clamp:  # first update: the reference clips every kernel
+                weight.clamp_(lower, upper)
+                changed[:] = True
+                needs_clamp = False
+            else:
+                weight[f].clamp_(lower, upper)
+            changed[f] = True
+            decisions[a + i] = int(dec[0])
+    return decisions
+
+
+def _decide_from_pot(pot, dmap, time_steps):
+    keys = _decision_keys(pot, time_steps)
+    best, idx = keys.flatten(1).max(1)
+    h, w = pot.shape[-2:]
+    win = torch.stack([idx // (h * w), (idx % (h * w)) // w, idx % w], 1)
+    silent = best == 0
+    win = win.masked_fill(silent[:, None], -1)
+    dec = torch.where(silent, torch.full_like(idx, -1), dmap[win[:, 0].clamp_min(0)])
+    return dec, win
+
+
+def _receptive(x, win, ks):
+    # (B, C, H, W) and winners (B, 3) -> receptive fields (B, C, kh, kw)
+    kh, kw = ks
+    b = x.shape[0]
+    dev = x.device
+    ys = (win[:, 1].clamp_min(0)[:, None] + torch.arange(kh, device=dev)).view(b, kh, 1)
+    xs = (win[:, 2].clamp_min(0)[:, None] + torch.arange(kw, device=dev)).view(b, 1, kw)
+    bi = torch.arange(b, device=dev).view(b, 1, 1)
+    return x.permute(0, 2, 3, 1)[bi, ys, xs].permute(0, 3, 1, 2)
+
+
+def atomic_save(obj, path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: never a partial file."""
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

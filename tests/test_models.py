@@ -1,0 +1,245 @@
+"""Models, training loops, results folders, persistence and the command line."""
+import json
+
+import pytest
+import torch
+
+from snnlab import cli, io
+from snnlab.competition import k_winners, pointwise_inhibition
+from snnlab.data import data_root
+from snnlab.layers import conv_potentials, fire
+from snnlab.coding import times_to_wave
+from snnlab.learning import apply_stdp, rate_schedule, spike_times_of, stdp_pairing, stdp_rates_for_winners
+from snnlab.models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config
+from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
+from snnlab.training import StdpLayer, decide, inhibit_times, layer_times, pool_times, train_rstdp, train_stdp
+
+HAVE_MNIST = (data_root() / "MNIST" / "raw").is_dir()
+needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST not staged in data/MNIST/raw")
+g = torch.Generator().manual_seed(3)
+
+
+def rand_times(n, c, h, w, t=15, p=0.25):
+    times = torch.randint(0, t, (n, c, h, w), generator=g)
+    return times.masked_fill(torch.rand(n, c, h, w, generator=g) > p, t).to(torch.uint8)
+
+
+def plain_stdp_loop(w, tin, spec, rates, t):
+    """The straightforward one-sample-at-a-time loop (what the reference does)."""
+    for i in range(len(tin)):
+        wave = times_to_wave(tin[i], t)
+        spk, pot = fire(conv_potentials(wave, w), spec.threshold)
+        if spec.pointwise:
+            pot = pointwise_inhibition(pot)
+            spk = pot.sign()
+        win = k_winners(pot, spec.k, spec.radius, spk)
+        pair = stdp_pairing(tin[i:i + 1], spike_times_of(spk[None]), win[None], w.shape[-2:])
+        lr = stdp_rates_for_winners(pair, win[None], rates[i].expand(w.shape[0], 2))
+        apply_stdp(w, win, lr[0], spec.stabilizer, spec.lower, spec.upper, flush_below=spec.flush_below)
+    return w
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 16])
+def test_chunked_stdp_equals_plain_loop_bit_for_bit(chunk):
+    tin = rand_times(40, 4, 10, 10)
+    w0 = torch.empty(12, 4, 3, 3).normal_(0.8, 0.05, generator=g)
+    spec = StdpLayer(threshold=4.0, k=3, radius=1)
+    rates, _ = rate_schedule(40, 0.05, every=10, a_minus=-0.04)
+    ref = plain_stdp_loop(w0.clone(), tin, spec, rates, 15)
+    mine = w0.clone()
+    train_stdp(mine, tin, spec, rates, 15, chunk=chunk)
+    assert torch.equal(mine, ref)
+
+
+def test_rstdp_exact_chunked_equals_plain_loop_and_final_slice_shortcut():
+    x = (torch.rand(60, 8, 6, 6, generator=g) < 0.3).to(torch.uint8)
+    y = torch.randint(0, 10, (60,), generator=g)
+    dmap = torch.arange(20) // 2
+    w0 = torch.empty(20, 8, 3, 3).normal_(0.8, 0.05, generator=g)
+    # plain loop over the full time axis (the conv3 shortcut must not change anything)
+    ref = w0.clone()
+    for i in range(60):
+        wave = times_to_wave(torch.where(x[i] > 0, 0, 15).to(torch.uint8), 15)
+        pot = conv_potentials(wave, ref)
+        spk, _ = fire(pot, None)
+        win = k_winners(pot, 1, 0, spk)
+        if win[0, 0] < 0:
+            continue
+        rates = (0.004, -0.003) if int(dmap[win[0, 0]]) == int(y[i]) else (-0.004, 0.0005)
+        pair = stdp_pairing(torch.where(x[i] > 0, 0, 15)[None], spike_times_of(spk[None]), win[None], (3, 3))
+        lr = stdp_rates_for_winners(pair, win[None], torch.tensor([rates] * 20))
+        apply_stdp(ref, win, lr[0], False, 0.2, 0.8)
+    for chunk in (1, 7):
+        mine = w0.clone()
+        train_rstdp(mine, x, y, dmap, (0.004, -0.003), (-0.004, 0.0005), 15, 0.2, 0.8, chunk=chunk)
+        assert torch.equal(mine, ref)
+
+
+def test_batched_rstdp_mode_runs_and_stays_in_bounds():
+    x = (torch.rand(50, 8, 6, 6, generator=g) < 0.3).to(torch.uint8)
+    y = torch.randint(0, 10, (50,), generator=g)
+    w = torch.empty(20, 8, 3, 3).normal_(0.8, 0.05, generator=g)
+    d = train_rstdp(w, x, y, torch.arange(20) // 2, (0.004, -0.003), (-0.004, 0.0005), 15, 0.2, 0.8,
+                    mode="batched", chunk=10)
+    assert d.shape == (50,) and bool(((w >= 0.2 - 1e-7) & (w <= 0.8 + 1e-7)).all())
+    with pytest.raises(ValueError, match="mode"):
+        train_rstdp(w, x, y, torch.arange(20) // 2, (1, 1), (1, 1), 15, 0.2, 0.8, mode="fast")
+
+
+def test_time_helpers_match_wave_operations():
+    t = rand_times(3, 4, 8, 8)
+    wave = times_to_wave(t, 15)
+    from snnlab.layers import pooling
+    assert torch.equal(times_to_wave(pool_times(t, 2, 2, 1), 15), pooling(wave, 2, 2, 1))
+    inh = pointwise_inhibition(wave)
+    assert torch.equal(times_to_wave(inhibit_times(t, 15), 15), inh)
+    w = torch.rand(5, 4, 3, 3, generator=g)
+    spk, _ = fire(conv_potentials(wave, w), 2.0)
+    assert torch.equal(layer_times(t, w, 2.0, 15, batch_size=2), spike_times_of(spk).to(torch.uint8))
+
+
+def _trained_like(net):
+    # push weights towards 0/1 as trained kernels are, so that layers neither saturate nor go silent
+    for conv in (net.conv1, net.conv2):
+        conv.weight.data = (torch.rand(conv.weight.shape, generator=g) < 0.5).float() * 0.95
+    return net
+
+
+def test_mozafari_final_slice_equals_full_computation():
+    net = _trained_like(Mozafari2019(Mozafari2019Config(), seed=1))
+    times = rand_times(6, 6, 28, 28, p=0.3)
+    full = net.forward_full(times)
+    assert torch.equal(net(times), full)
+    assert bool((full >= 0).any())
+
+
+def test_kheradpisheh_final_slice_equals_full_computation():
+    net = _trained_like(Kheradpisheh2018(seed=1))
+    times = rand_times(5, 2, 28, 28, p=0.15)
+    feats = net(times)
+    assert feats.shape == (5, 12150)
+    assert torch.equal(feats, net.forward_full(times))
+    assert 0 < float(feats.float().mean()) < 1
+
+
+def test_decide_silent_and_ties():
+    w = torch.zeros(20, 1, 1, 1)
+    x = torch.zeros(2, 1, 2, 2)
+    x[1] = 1
+    w[5] = 1.0
+    w[7] = 1.0  # same potential: the lower index wins, as in the reference
+    d, win = decide(w, x, torch.arange(20) // 2, 15)
+    assert d.tolist() == [-1, 2] and win[1].tolist() == [5, 0, 0] and win[0].tolist() == [-1, -1, -1]
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(ValueError, match="epochs"):
+        Mozafari2019Config(epochs=(1, -1, 2))
+    with pytest.raises(ValueError, match="train_samples"):
+        Kheradpisheh2018Config(train_samples=(0, 10))
+    with pytest.raises(ValueError, match="rstdp_mode"):
+        Mozafari2019Config(rstdp_mode="fast")
+
+
+def test_model_save_load_and_text_tensor_roundtrip(tmp_path):
+    net = Mozafari2019(Mozafari2019Config.quick(), seed=4)
+    io.save_model(net, tmp_path / "net.pt")
+    back = io.load_model(tmp_path / "net.pt")
+    assert back.config == net.config
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, back.state_dict()[k])
+    w = net.conv1.weight.detach()
+    io.save_tensor_text(w, tmp_path / "w.txt")
+    first = (tmp_path / "w.txt").read_text().splitlines()[0]
+    assert first == "30,6,5,5"
+    assert torch.equal(io.load_tensor_text(tmp_path / "w.txt"), w)
+    (tmp_path / "bad.txt").write_text("2,2\n1.0,2.0,3.0\n")
+    with pytest.raises(ValueError, match="shape"):
+        io.load_tensor_text(tmp_path / "bad.txt")
+    with pytest.raises(FileNotFoundError, match="path"):
+        io.load_model(tmp_path / "missing.pt")
+
+
+TINY_MZ = dict(epochs=(1, 1, 2), train_samples=(60, 60, 300), test_samples=200, adaptive_block=100)
+
+
+@needs_mnist
+def test_mozafari_reproduce_writes_results_and_is_deterministic(tmp_path):
+    from snnlab.models import mozafari2019 as mz
+
+    cfg = mz.Mozafari2019Config(**TINY_MZ)
+    r1 = mz.reproduce(cfg, tmp_path / "a", device="cpu", seed=2, progress=False, log=lambda m: None)
+    r2 = mz.reproduce(cfg, tmp_path / "b", device="cpu", seed=2, progress=False, log=lambda m: None)
+    saved = json.loads((tmp_path / "a" / "results.json").read_text())
+    for key in ("config", "seed", "device", "torch", "history", "best_test_accuracy", "best_epoch",
+                "wall_time_per_phase_s"):
+        assert key in saved
+    assert len(saved["history"]) == 2
+    assert set(saved["history"][0]["test"]) == {"correct", "wrong", "silent"}
+    assert (tmp_path / "a" / "curves.png").stat().st_size > 1000
+    assert r1["history"] == [dict(h, seconds=r1["history"][i]["seconds"]) for i, h in enumerate(r2["history"])]
+    w1 = io.load_model(tmp_path / "a" / "weights.pt").state_dict()
+    w2 = io.load_model(tmp_path / "b" / "weights.pt").state_dict()
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+@needs_mnist
+def test_mozafari_resume_after_interruption_gives_identical_weights(tmp_path, monkeypatch):
+    from snnlab.models import mozafari2019 as mz
+    from snnlab.runs import Run
+
+    cfg = mz.Mozafari2019Config(**TINY_MZ)
+    mz.reproduce(cfg, tmp_path / "full", device="cpu", seed=5, progress=False, log=lambda m: None)
+    original = Run.save_checkpoint
+    calls = {"n": 0}
+
+    def crash_after_third(self, state):
+        original(self, state)
+        calls["n"] += 1
+        if calls["n"] == 3:  # conv1, conv2 and the first conv3 epoch are saved
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Run, "save_checkpoint", crash_after_third)
+    with pytest.raises(KeyboardInterrupt):
+        mz.reproduce(cfg, tmp_path / "cut", device="cpu", seed=5, progress=False, log=lambda m: None)
+    monkeypatch.setattr(Run, "save_checkpoint", original)
+    res = mz.reproduce(cfg, tmp_path / "cut", device="cpu", seed=5, resume=True, progress=False,
+                       log=lambda m: None)
+    full = io.load_model(tmp_path / "full" / "weights.pt").state_dict()
+    cut = io.load_model(tmp_path / "cut" / "weights.pt").state_dict()
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    assert len(res["history"]) == 2
+
+
+@needs_mnist
+def test_kheradpisheh_reproduce_tiny(tmp_path):
+    from snnlab.models import kheradpisheh2018 as kh
+
+    cfg = kh.Kheradpisheh2018Config(epochs=(1, 1), train_samples=(100, 100), svm_train_samples=500,
+                                    test_samples=300)
+    res = kh.reproduce(cfg, tmp_path, device="cpu", progress=False, log=lambda m: None)
+    assert 30 < res["test_accuracy"] <= 100  # well above chance even after 100 samples
+    assert res["test_samples"] == 300 and len(res["confusion"]) == 10
+    assert (tmp_path / "weights.pt").is_file() and (tmp_path / "results.json").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["reproduce", "alexnet2012"], "unknown model"),
+    (["reproduce", "mozafari2019", "--epochs", "1,-1,2"], "non-negative"),
+    (["reproduce", "mozafari2019", "--epochs", "1,2"], "one per layer"),
+    (["reproduce", "mozafari2019", "--out", "/proc/forbidden"], "cannot write"),
+    (["reproduce", "mozafari2019", "--set", "colour=3"], "--set"),
+])
+def test_cli_bad_arguments_exit_2_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        cli.main(argv)
+    assert err.value.code == 2
+    msg = capsys.readouterr().err.strip()
+    assert message in msg and "\n" not in msg
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cli_cuda_without_cuda_exits_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as err:
+        cli.main(["reproduce", "mozafari2019", "--device", "cuda", "--out", str(tmp_path)])
+    assert err.value.code == 2 and "CUDA is not available" in capsys.readouterr().err
