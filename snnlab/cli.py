@@ -105,7 +105,8 @@ def main(argv=None) -> int:
                             progress=not args.no_progress)
     acc = results.get("best_test_accuracy")
     paper = results.get("paper_accuracy")
-    print(f"done in {time.perf_counter() - t0:.0f} s: best test accuracy {acc:.2f}% "
+    shown = "n/a" if acc is None else f"{acc:.2f}%"
+    print(f"done in {time.perf_counter() - t0:.0f} s: best test accuracy {shown} "
           f"(paper {paper}%), results in {out}/results.json", flush=True)
     return 0
 

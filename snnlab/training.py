@@ -290,7 +290,7 @@ def decide(weight: torch.Tensor, inputs: torch.Tensor, decision_map: torch.Tenso
 @torch.no_grad()
 def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor, decision_map: torch.Tensor,
                 reward_rates, punish_rates, time_steps: int, lower: float, upper: float,
-                mode: str = "exact", chunk: int = 64, progress: bool = False, desc: str = "R-STDP") -> torch.Tensor:
+                mode: str = "exact", chunk: int = 16, progress: bool = False, desc: str = "R-STDP") -> torch.Tensor:
     r"""One pass of R-STDP over ``inputs`` on a decision layer (final-slice form).
 
     Each sample's decision is the class of the winning feature (:func:`decide`); right:
