@@ -194,6 +194,9 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
     dev = weight.device
     nf = weight.shape[0]
     ks = weight.shape[-2:]
+    # each sample changes up to k kernels: past ~F/(4k) samples a chunk would recompute
+    # most of the layer anyway, so larger chunks only add work
+    chunk = max(1, min(chunk, nf // (4 * spec.k)))
     all_winners = torch.full((n, spec.k, 3), -1, dtype=torch.long)
     n_spikes = torch.zeros(n, dtype=torch.long)
     # the reference clips every kernel at each update call: after the first one, clipping

@@ -42,8 +42,8 @@ def plain_stdp_loop(w, tin, spec, rates, t):
 @pytest.mark.parametrize("chunk", [1, 5, 16])
 def test_chunked_stdp_equals_plain_loop_bit_for_bit(chunk):
     tin = rand_times(40, 4, 10, 10)
-    w0 = torch.empty(12, 4, 3, 3).normal_(0.8, 0.05, generator=g)
-    spec = StdpLayer(threshold=4.0, k=3, radius=1)
+    w0 = torch.empty(48, 4, 3, 3).normal_(0.8, 0.05, generator=g)  # 48 // (4k) = chunks of 4
+    spec = StdpLayer(threshold=4.0, k=3, radius=0)
     rates, _ = rate_schedule(40, 0.05, every=10, a_minus=-0.04)
     ref = plain_stdp_loop(w0.clone(), tin, spec, rates, 15)
     mine = w0.clone()
