@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import as_batch, check_nonnegative_int, check_positive_int, check_tensor
+from ._checks import as_batch, check_nonnegative_int, check_positive_int
 
 __all__ = ["pointwise_inhibition", "k_winners", "winner_keys", "feature_inhibition"]
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import as_batch, check_finite, check_kernel_fits, check_positive_int, check_tensor
+from ._checks import as_batch, check_kernel_fits, check_positive_int, check_tensor
 
 __all__ = [
     "conv_potentials",

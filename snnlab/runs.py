@@ -85,6 +85,29 @@ class Run:
     def save_checkpoint(self, state: dict) -> None:
         atomic_save(state, self.ckpt)
 
+    def restore(self, net, config, seed: int, fresh: dict, log=print) -> dict:
+        """Load ``net``'s weights and the protocol state from the checkpoint, if any.
+
+        Returns the saved state, or ``fresh`` when there is no checkpoint; a checkpoint of
+        another config or seed raises ``ValueError`` rather than mixing two runs.
+        """
+        ck = self.load_checkpoint()
+        if ck is None:
+            return fresh
+        if ck["config"] != dataclasses.asdict(config) or ck["seed"] != seed:
+            raise ValueError(f"resume: the checkpoint in {self.out} was made with another config or seed")
+        net.load_state_dict(ck["model"])
+        log(f"resuming from {self.ckpt}: epochs done per layer {ck['state']['done']}")
+        return ck["state"]
+
+    def saver(self, net, config, seed: int, state: dict, timer: "PhaseTimer"):
+        """A function that checkpoints ``net`` and ``state`` (with the phase times)."""
+        def save():
+            state["seconds"] = timer.seconds
+            self.save_checkpoint({"config": dataclasses.asdict(config), "seed": seed,
+                                  "model": net.state_dict(), "state": state})
+        return save
+
     def header(self, name: str, config, seed: int, device) -> dict:
         return {
             "model": name,

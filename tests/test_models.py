@@ -243,3 +243,24 @@ def test_cli_cuda_without_cuda_exits_2(capsys, tmp_path):
     with pytest.raises(SystemExit) as err:
         cli.main(["reproduce", "mozafari2019", "--device", "cuda", "--out", str(tmp_path)])
     assert err.value.code == 2 and "CUDA is not available" in capsys.readouterr().err
+
+
+@needs_mnist
+def test_linear_svm_matches_sklearn_linearsvc():
+    import numpy as np
+    from sklearn.svm import LinearSVC
+
+    from snnlab.data import load_mnist
+    from snnlab.models.kheradpisheh2018 import LinearSVM
+
+    x, y = load_mnist(train=False)
+    xtr, ytr = (x[:1500].flatten(1) > 128).float(), y[:1500]
+    xte, yte = (x[1500:2500].flatten(1) > 128).float(), y[1500:2500]
+    ref = LinearSVC(C=2.4, dual=False, max_iter=2000).fit(xtr.numpy(), ytr.numpy())
+    mine = LinearSVM(2.4).fit(xtr, ytr)
+    agree = (ref.predict(xte.numpy()) == mine.predict(xte).numpy()).mean()
+    acc_ref = (ref.predict(xte.numpy()) == yte.numpy()).mean()
+    acc_mine = (mine.predict(xte) == yte).float().mean().item()
+    assert agree > 0.98 and abs(acc_ref - acc_mine) < 0.01
+    w_ref = np.c_[ref.coef_, ref.intercept_].T
+    assert np.abs(w_ref - mine.weight_.numpy()).max() < 0.05 * np.abs(w_ref).max()

@@ -20,9 +20,9 @@ from ..coding import Encoder, times_to_wave
 from ..competition import k_winners
 from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
-from ..learning import adaptive_rstdp_rates, rate_schedule
+from ..learning import adaptive_rstdp_rates
 from ..runs import PhaseTimer, Run
-from ..training import StdpLayer, chunks, decide, last_slice, layer_times, pad_times, pool_times, train_rstdp, train_stdp
+from ..training import StdpLayer, chunks, decide, last_slice, layer_times, pad_times, pool_times, stdp_epochs, train_rstdp
 
 __all__ = ["Mozafari2019Config", "Mozafari2019", "reproduce", "PAPER_ACCURACY", "REFERENCE_ACCURACY"]
 
@@ -198,22 +198,15 @@ def reproduce(config: Mozafari2019Config | None = None, out_dir="runs/mozafari20
     cfg = config or Mozafari2019Config()
     dev = default_device(device)
     run = Run(out_dir, resume)
-    ck = run.load_checkpoint()
     net = Mozafari2019(cfg, seed=seed).to(dev)
-    state = {"done": [0, 0, 0], "sched": [None, None], "rates": None, "history": [], "best": None, "seconds": {}}
-    if ck is not None:
-        if ck["config"] != dataclasses.asdict(cfg) or ck["seed"] != seed:
-            raise ValueError(f"resume: the checkpoint in {run.out} was made with another config or seed")
-        net.load_state_dict(ck["model"])
-        state = ck["state"]
-        log(f"resuming from {run.ckpt}: epochs done per layer {state['done']}")
+    fresh = {"done": [0, 0, 0], "sched": [None, None], "rates": None, "history": [], "stdp_history": [],
+             "best": None, "seconds": {}}
+    state = run.restore(net, cfg, seed, fresh, log)
     timer = PhaseTimer(state["seconds"])
     t = cfg.time_steps
     n1, n2, n3 = cfg.train_samples
 
-    def save():
-        state["seconds"] = timer.seconds
-        run.save_checkpoint({"config": dataclasses.asdict(cfg), "seed": seed, "model": net.state_dict(), "state": state})
+    save = run.saver(net, cfg, seed, state, timer)
 
     enc = Encoder.mozafari2019(time_steps=t)
     with timer("encoding"):
@@ -227,18 +220,8 @@ def reproduce(config: Mozafari2019Config | None = None, out_dir="runs/mozafari20
         spec = StdpLayer(cfg.thresholds[li], cfg.k[li], cfg.radius[li])
         with timer(f"{name} input"):
             x = net.conv1_input(tr_times[:n]) if li == 0 else net.conv2_input(tr_times[:n], progress=progress)
-        for ep in range(state["done"][li], cfg.epochs[li]):
-            sched = state["sched"][li] or {"a_plus": cfg.stdp_rates[0], "a_minus": cfg.stdp_rates[1], "counter": 0}
-            rates, counter = rate_schedule(n, sched["a_plus"], cfg.doubling_every, cfg.max_a_plus,
-                                           cfg.doubling_ratio, sched["counter"], sched["a_minus"])
-            with timer(f"{name} STDP"):
-                out = train_stdp(conv.weight.data, x, spec, rates, t, cfg.chunk, progress,
-                                 desc=f"{name} epoch {ep + 1}/{cfg.epochs[li]}")
-            state["sched"][li] = {"a_plus": float(rates[-1, 0]), "a_minus": float(rates[-1, 1]), "counter": counter}
-            state["done"][li] = ep + 1
-            won = (out["winners"][:, :, 0] >= 0).sum(1).float().mean().item()
-            log(f"{name} epoch {ep + 1}/{cfg.epochs[li]}: {won:.2f} winners/sample, a+ = {float(rates[-1, 0]):.4f}")
-            save()
+        with timer(f"{name} STDP"):
+            stdp_epochs(conv.weight.data, x, spec, cfg, li, state, save, progress, log, name=name)
 
     # --- conv3: R-STDP with adaptive rates, test after every epoch ----------------------
     with timer("conv3 input"):
@@ -288,6 +271,7 @@ def reproduce(config: Mozafari2019Config | None = None, out_dir="runs/mozafari20
     results = run.header("mozafari2019", cfg, seed, dev)
     results.update({
         "history": hist,
+        "stdp_history": state["stdp_history"],
         "best_test_accuracy": 100 * best["test"]["correct"] if best else None,
         "best_epoch": best["epoch"] if best else None,
         "final_test_accuracy": 100 * hist[-1]["test"]["correct"] if hist else None,
