@@ -72,7 +72,7 @@ class Kheradpisheh2018Config:
     @classmethod
     def quick(cls, **overrides) -> "Kheradpisheh2018Config":
         """A CPU-sized preset: the published network and rules on fewer samples."""
-        base = dict(epochs=(1, 1), train_samples=(3000, 6000), svm_train_samples=20000, name="quick")
+        base = dict(epochs=(1, 1), train_samples=(3000, 3000), svm_train_samples=10000, name="quick")
         base.update(overrides)
         return cls(**base)
 
