@@ -178,16 +178,21 @@ class LinearSVM:
         self.classes_ = torch.unique(y)
         targets = torch.where(y[:, None] == self.classes_[None], 1.0, -1.0)
         n, d = x.shape
-        w = torch.zeros(d + 1, len(self.classes_), device=self.device, requires_grad=True)
+        w = torch.zeros(d + 1, len(self.classes_), device=self.device)
+        w.grad = torch.zeros_like(w)
+        xt = x.t().contiguous()  # autograd's transposed product is ~10x slower than this copy
         scale = 1.0 / (self.c * n)  # same minimiser, better conditioned in float32
         opt = torch.optim.LBFGS([w], lr=1, max_iter=self.max_iter, history_size=20,
                                 tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
 
+        @torch.no_grad()
         def closure():
-            opt.zero_grad()
-            margin = 1 - targets * (x @ w[:-1] + w[-1])
-            loss = 0.5 * scale * (w * w).sum() + margin.clamp_min(0).square().sum() / n
-            loss.backward()
+            hinge = (1 - targets * (x @ w[:-1] + w[-1])).clamp_min(0)
+            loss = 0.5 * scale * (w * w).sum() + hinge.square().sum() / n
+            g = -2.0 / n * targets * hinge  # d loss / d score
+            w.grad[:-1] = xt @ g
+            w.grad[-1] = g.sum(0)
+            w.grad += scale * w
             return loss
 
         opt.step(closure)
