@@ -75,7 +75,7 @@ def retina_view(size: int = 7, sigma1: float = 1.0, sigma2: float = 2.0, thresho
 
     Args:
         size: odd kernel size.
-        sigma1, sigma2: the two standard deviations (must differ).
+        sigma1, sigma2: the two standard deviations (equal values give a figure that says so).
         threshold: responses below it become 0.
         digit: index into ``images`` (default: MNIST test set).
         norm_radius: local normalisation radius (0: off).
@@ -90,6 +90,13 @@ def retina_view(size: int = 7, sigma1: float = 1.0, sigma2: float = 2.0, thresho
         5
     """
     img = mnist_digit(digit, images)
+    if sigma1 == sigma2:
+        # a slider position, not a programming error: explain it in the figure, no traceback
+        fig, axes = viz.new_figure(1, 1, (6.0, 1.6))
+        axes[0][0].axis("off")
+        axes[0][0].text(0.5, 0.5, f"sigma1 = sigma2 = {sigma1}: the two Gaussians cancel and the DoG is 0.\n"
+                        "Move one of the two sliders.", ha="center", va="center")
+        return fig
     bank = FilterBank([dog_kernel(size, sigma1, sigma2), dog_kernel(size, sigma2, sigma1)],
                       padding=size // 2, threshold=threshold)
     out = bank(img[None])[0]

@@ -125,3 +125,9 @@ def test_rstdp_readout_learns_two_patterns():
     assert torch.equal(widgets.rstdp_decide(times, w, 2, pool=1), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="labels"):
         widgets.train_rstdp_readout(x, y[:3], w, 2)
+
+
+def test_retina_view_equal_sigmas_explains_instead_of_raising(images):
+    fig = widgets.retina_view(7, 1.5, 1.5, 50.0, 0, images=images)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("cancel" in t for t in texts)
