@@ -19,12 +19,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .coding import times_to_wave
-from .competition import k_winners, pointwise_inhibition
-from .layers import fire
 from .learning import apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_rates_for_winners
 
 __all__ = [
@@ -35,6 +34,7 @@ __all__ = [
     "inhibit_times",
     "last_slice",
     "train_stdp",
+    "compete",
     "stdp_epochs",
     "decide",
     "train_rstdp",
@@ -218,12 +218,7 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
             if i and bool(changed.any()):
                 idx = changed.nonzero().flatten()
                 pot[:, idx] = F.conv2d(wave[i], weight[idx])
-            spk, pot = fire(pot, spec.threshold)
-            if spec.pointwise:
-                pot = pointwise_inhibition(pot)
-                spk = pot.sign()
-            win = k_winners(pot, spec.k, spec.radius, spk)
-            out_t = time_steps - spk.sum(0, dtype=torch.int16)
+            win, out_t, n_spk = compete(pot, spec, time_steps)
             pair = stdp_pairing(tin[i:i + 1], out_t[None], win[None], ks)
             lr = stdp_rates_for_winners(pair, win[None], rates[a + i].view(1, 2).expand(nf, 2))
             apply_stdp(weight, win, lr[0], spec.stabilizer, spec.lower, spec.upper,
@@ -234,10 +229,86 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
                 changed[:] = True
                 needs_clamp = False
             all_winners[a + i] = win.cpu()
-            n_spikes[a + i] = int(spk[-1].sum())
+            n_spikes[a + i] = n_spk
     if progress:
         bar.close()
     return {"winners": all_winners, "spikes": n_spikes}
+
+
+@torch.no_grad()
+def compete(potentials: torch.Tensor, spec: StdpLayer, time_steps: int):
+    r"""Fire, point-wise inhibition and k-WTA of one sample, on first-spike times.
+
+    Equal, bit for bit, to ``fire`` -> :func:`~snnlab.competition.pointwise_inhibition` ->
+    :func:`~snnlab.competition.k_winners` on the full potentials, but only two passes touch
+    the :math:`T \times F \times H \times W` tensor: potentials never decrease, so a neuron's
+    first spike is :math:`t_0 = T - \#\{t : V[t] > \theta\}`, and everything after needs only
+    :math:`t_0` and :math:`V[t_0]`; point-wise inhibition leaves at most one neuron per
+    location, and the k-WTA ranking (in the reference's float arithmetic) runs on those.
+
+    Args:
+        potentials: one sample's potentials (non-negative weights: non-decreasing in time).
+        spec: threshold, ``k``, radius and point-wise inhibition of the layer.
+        time_steps: ``T``.
+
+    Returns:
+        ``(winners, output_times, n_spikes)``: int64 ``(k, 3)`` (``-1`` rows pad), the output
+        spike times ``(F, H, W)`` int16 after inhibition (``T`` = silent), and the number of
+        output neurons that fire after inhibition.
+
+    Shape:
+        - potentials: :math:`(T, F, H, W)`.
+
+    Example:
+        >>> pot = torch.zeros(3, 2, 1, 2); pot[1:, 0, 0, 1] = 5.0; pot[2, 1, 0, 0] = 4.0
+        >>> win, tout, n = compete(pot, StdpLayer(threshold=1.0, k=2, radius=0), 3)
+        >>> win.tolist(), tout[:, 0].tolist(), n
+        ([[0, 0, 1], [1, 0, 0]], [[3, 1], [2, 3]], 2)
+    """
+    t = time_steps
+    nf, h, w = potentials.shape[1:]
+    dev = potentials.device
+    count = (potentials > spec.threshold).sum(0)
+    spiking = count > 0
+    t_first = t - count
+    v_first = potentials.gather(0, t_first.clamp_max(t - 1)[None])[0]
+    if spec.pointwise:
+        # per location: earliest spike, then highest potential then, then lowest feature
+        tf = torch.where(spiking, t_first, t)
+        keep = spiking & (tf == tf.amin(0))
+        vmax = torch.where(keep, v_first, -float("inf")).amax(0)
+        keep &= v_first == vmax
+        first = keep.to(torch.uint8).argmax(0)  # lowest feature index among ties
+        keep = torch.zeros_like(keep).scatter_(0, first[None], keep.any(0)[None])
+    else:
+        keep = spiking
+    f_idx, y_idx, x_idx = keep.nonzero(as_tuple=True)  # in flat (f, y, x) order, as the reference ranks ties
+    tf, vf = t_first[keep], v_first[keep]
+    out_t = torch.full((nf, h, w), t, dtype=torch.int16, device=dev)
+    out_t[keep] = tf.to(torch.int16)
+    # k-WTA keys in the reference's float arithmetic (see competition.winner_keys)
+    spikes = (torch.arange(t, device=dev)[:, None] >= tf[None]).to(potentials.dtype)
+    trunc = spikes * vf[None]
+    v = (trunc.max() if trunc.numel() else torch.zeros((), device=dev)) * t
+    terms = trunc + spikes * v
+    # summed step by step: torch's sum over a short inner dimension groups the terms
+    # differently than over the reference's large (T, F, H, W) tensor, which is sequential
+    keys = torch.zeros_like(vf)
+    for step in terms:
+        keys = keys + step
+    keys = keys.cpu().numpy()
+    fs, ys, xs = f_idx.cpu().numpy(), y_idx.cpu().numpy(), x_idx.cpu().numpy()
+    winners = torch.full((spec.k, 3), -1, dtype=torch.long)
+    for i in range(min(spec.k, nf)):
+        j = int(keys.argmax()) if keys.size else 0
+        if not keys.size or keys[j] == 0:
+            break
+        winners[i] = torch.tensor([fs[j], ys[j], xs[j]])
+        off = fs == fs[j]
+        if spec.radius > 0:
+            off |= (np.abs(ys - ys[j]) <= spec.radius) & (np.abs(xs - xs[j]) <= spec.radius)
+        keys = np.where(off, 0, keys)
+    return winners.to(dev), out_t, len(tf)
 
 
 def _in_bounds(weight, lower, upper):

@@ -72,7 +72,7 @@ class Kheradpisheh2018Config:
     @classmethod
     def quick(cls, **overrides) -> "Kheradpisheh2018Config":
         """A CPU-sized preset: the published network and rules on fewer samples."""
-        base = dict(epochs=(1, 1), train_samples=(3000, 3000), rate_doubling=(True, True),
+        base = dict(epochs=(1, 1), train_samples=(3000, 6000), rate_doubling=(True, True),
                     svm_train_samples=30000, name="quick")
         base.update(overrides)
         return cls(**base)
