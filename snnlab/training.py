@@ -421,7 +421,6 @@ def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
     if mode not in ("exact", "batched"):
         raise ValueError(f"mode: expected 'exact' or 'batched', got {mode!r}")
     dev = weight.device
-    nf = weight.shape[0]
     ks = weight.shape[-2:]
     dmap = decision_map.to(dev)
     rw = torch.tensor(reward_rates, dtype=torch.float32, device=dev)
@@ -441,26 +440,24 @@ def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
             needs_clamp = False
             decisions[a:b] = dec.cpu()
             continue
-        changed = torch.zeros(nf, dtype=torch.bool, device=dev)
         for i in range(b - a):
-            pot = pots[i:i + 1]
-            if i and bool(changed.any()):
-                idx = changed.nonzero().flatten()
-                pot[:, idx] = F.conv2d(x[i:i + 1], weight[idx])
-            dec, win = _decide_from_pot(pot, dmap, time_steps)
+            dec, win = _decide_from_pot(pots[i:i + 1], dmap, time_steps)
             f = int(win[0, 0])
             if f < 0:
                 continue
+            wy, wx = int(win[0, 1]), int(win[0, 2])
             r = rw if int(dec[0]) == int(y[i]) else pn
-            patch = _receptive(x[i:i + 1], win, ks)[0]
-            weight[f] += torch.where(patch > 0, r[0], r[1])
+            weight[f] += torch.where(x[i, :, wy:wy + ks[0], wx:wx + ks[1]] > 0, r[0], r[1])
+            rest = x[i + 1:]
             if needs_clamp:  # first update: the reference clips every kernel
                 weight.clamp_(lower, upper)
-                changed[:] = True
                 needs_clamp = False
+                if len(rest):
+                    pots[i + 1:] = F.conv2d(rest, weight)
             else:
                 weight[f].clamp_(lower, upper)
-            changed[f] = True
+                if len(rest):  # only kernel f changed: refresh its potentials for the rest of the chunk
+                    pots[i + 1:, f:f + 1] = F.conv2d(rest, weight[f:f + 1])
             decisions[a + i] = int(dec[0])
     return decisions
 
@@ -477,14 +474,11 @@ def _decide_from_pot(pot, dmap, time_steps):
 
 
 def _receptive(x, win, ks):
-    # (B, C, H, W) and winners (B, 3) -> receptive fields (B, C, kh, kw)
+    # (B, C, H, W) and winners (B, 3) -> receptive fields (B, C, kh, kw); slicing is
+    # ~100x faster on CPU than advanced indexing of the permuted tensor
     kh, kw = ks
-    b = x.shape[0]
-    dev = x.device
-    ys = (win[:, 1].clamp_min(0)[:, None] + torch.arange(kh, device=dev)).view(b, kh, 1)
-    xs = (win[:, 2].clamp_min(0)[:, None] + torch.arange(kw, device=dev)).view(b, 1, kw)
-    bi = torch.arange(b, device=dev).view(b, 1, 1)
-    return x.permute(0, 2, 3, 1)[bi, ys, xs].permute(0, 3, 1, 2)
+    corners = win[:, 1:].clamp_min(0).tolist()
+    return torch.stack([x[i, :, y:y + kh, c:c + kw] for i, (y, c) in enumerate(corners)])
 
 
 def atomic_save(obj, path) -> None:
