@@ -30,6 +30,9 @@ __all__ = [
     "feature_evolution",
     "weight_convergence",
     "learning_curve",
+    "confusion_plot",
+    "embedding_plot",
+    "bar_chart",
 ]
 
 
@@ -581,4 +584,170 @@ def feature_evolution(snapshots, kernels=None, ncols: int = 10, size: float = 1.
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"after {step} samples", fontsize=10)
+    return fig
+
+
+def confusion_plot(confusion, ax=None, normalize: bool = True, title: str | None = None,
+                   class_names=None) -> Figure:
+    r"""Heat-map of a confusion matrix :math:`M_{ij}` (rows = true class, columns = predicted).
+
+    Cells print the counts; the colour is the row fraction :math:`M_{ij} / \sum_j M_{ij}`
+    (``normalize=True``) or the count. A matrix with one extra column (as from
+    :func:`snnlab.analysis.confusion_matrix` with ``silent=True``) labels it "silent".
+
+    Args:
+        confusion: counts.
+        ax: draw into these axes (default: a new figure).
+        normalize: colour by row fraction instead of count.
+        title: axes title.
+        class_names: names of the ``C`` classes (default: ``0 .. C-1``).
+
+    Shape:
+        - confusion: :math:`(C, C)` or :math:`(C, C + 1)`.
+
+    Example:
+        >>> fig = confusion_plot([[5, 1], [0, 4]], title="toy")
+        >>> fig.axes[0].get_ylabel()
+        'true class'
+    """
+    m = _np(confusion)
+    if m.ndim != 2 or m.shape[1] not in (m.shape[0], m.shape[0] + 1):
+        raise ValueError(f"confusion: expected a (C, C) or (C, C + 1) matrix, got shape {m.shape}")
+    c = m.shape[0]
+    names = [str(i) for i in range(c)] if class_names is None else [str(n) for n in class_names]
+    if len(names) != c:
+        raise ValueError(f"class_names: expected {c} names, got {len(names)}")
+    if m.shape[1] > c:
+        names_x = names + ["silent"]
+    else:
+        names_x = names
+    if ax is None:
+        fig, axes = new_figure(1, 1, (0.45 * len(names_x) + 1.6, 0.45 * c + 1.0))
+        ax = axes[0, 0]
+    fig = ax.figure
+    shade = m / np.maximum(m.sum(1, keepdims=True), 1) if normalize else m
+    ax.imshow(shade, cmap="Blues", vmin=0, vmax=max(float(shade.max()), 1e-12))
+    hi = float(shade.max()) or 1.0
+    for (i, j), v in np.ndenumerate(m):
+        if v:
+            ax.text(j, i, f"{int(v)}" if float(v).is_integer() else f"{v:.2g}", ha="center", va="center",
+                    fontsize=7, color="white" if shade[i, j] > 0.6 * hi else "black")
+    ax.set_xticks(range(len(names_x)), names_x)
+    ax.set_yticks(range(c), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def embedding_plot(embedding, labels, ax=None, title: str | None = None, size: float = 4.0,
+                   annotate: bool = True) -> Figure:
+    r"""Scatter plot of a 2-D embedding :math:`z_i`, coloured by class (``tab10``).
+
+    With ``annotate``, each class's number is printed at the median of its points.
+
+    Args:
+        embedding: 2-D points, e.g. from :func:`snnlab.analysis.embed_tsne`.
+        labels: integer class of each point.
+        ax: draw into these axes (default: a new figure).
+        title: axes title.
+        size: marker size.
+        annotate: print class numbers at the class medians.
+
+    Shape:
+        - embedding: :math:`(N, 2)`; labels: :math:`(N,)`.
+
+    Example:
+        >>> fig = embedding_plot(np.random.rand(20, 2), np.arange(20) % 3, title="toy")
+        >>> fig.axes[0].get_title()
+        'toy'
+    """
+    from matplotlib import colormaps
+
+    z = _np(embedding)
+    y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(int)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"embedding: expected an (N, 2) array, got shape {z.shape}")
+    if y.shape != (len(z),):
+        raise ValueError(f"labels: expected shape ({len(z)},) to match embedding, got {y.shape}")
+    if ax is None:
+        fig, axes = new_figure(1, 1, (4.2, 4.0))
+        ax = axes[0, 0]
+    fig = ax.figure
+    cmap = colormaps["tab10"]
+    ax.scatter(z[:, 0], z[:, 1], c=cmap(y % 10), s=size, linewidths=0)
+    if annotate:
+        for cl in np.unique(y):
+            mx, my = np.median(z[y == cl], 0)
+            ax.text(mx, my, str(cl), fontsize=11, weight="bold", ha="center", va="center",
+                    color=cmap(cl % 10), bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def bar_chart(values, ax=None, title: str | None = None, ylabel: str | None = None, fmt: str = "{:.1f}",
+              log: bool = False, reference: dict | None = None) -> Figure:
+    r"""Bars with their values printed on top; grouped bars for a dict of dicts.
+
+    ``values = {name: v}`` draws one bar per name; ``values = {group: {series: v}}`` draws one
+    group of bars per group, one colour per series (missing values are left out).
+
+    Args:
+        values: the numbers.
+        ax: draw into these axes (default: a new figure).
+        title, ylabel: labels.
+        fmt: format of the printed values (``None``: print nothing).
+        log: logarithmic y axis.
+        reference: ``{label: value}`` drawn as dashed horizontal lines (e.g. a paper's accuracy).
+
+    Example:
+        >>> fig = bar_chart({"a": {"x": 1.0, "y": 2.0}, "b": {"x": 3.0}}, reference={"target": 2.5})
+        >>> len(fig.axes[0].patches)
+        3
+    """
+    if not isinstance(values, dict) or not values:
+        raise TypeError("values: expected a non-empty dict of numbers or of dicts of numbers")
+    grouped = all(isinstance(v, dict) for v in values.values())
+    if not grouped and any(isinstance(v, dict) for v in values.values()):
+        raise TypeError("values: mix of numbers and dicts; expected all numbers or all dicts")
+    groups = list(values)
+    series = []
+    if grouped:
+        for g in groups:
+            series += [s for s in values[g] if s not in series]
+    if ax is None:
+        fig, axes = new_figure(1, 1, (max(3.5, 0.9 * len(groups) * max(1, len(series)) ** 0.5 + 1.5), 3.2))
+        ax = axes[0, 0]
+    fig = ax.figure
+    xs = np.arange(len(groups))
+    if grouped:
+        width = 0.8 / max(len(series), 1)
+        for si, s in enumerate(series):
+            pts = [(x, float(values[g][s])) for x, g in zip(xs, groups) if s in values[g]]
+            px = [x - 0.4 + width * (si + 0.5) for x, _ in pts]
+            bars = ax.bar(px, [v for _, v in pts], width, label=str(s), color=f"C{si}")
+            if fmt:
+                ax.bar_label(bars, [fmt.format(v) for _, v in pts], fontsize=7)
+        ax.legend(fontsize=8)
+    else:
+        vals = [float(values[g]) for g in groups]
+        bars = ax.bar(xs, vals, 0.6, color=[f"C{i}" for i in range(len(groups))])
+        if fmt:
+            ax.bar_label(bars, [fmt.format(v) for v in vals], fontsize=8)
+    for i, (label, v) in enumerate((reference or {}).items()):
+        ax.axhline(float(v), ls="--", lw=1, color=f"C{7 + i % 3}", label=label)
+    if reference:
+        ax.legend(fontsize=8)
+    ax.set_xticks(xs, [str(g) for g in groups])
+    if log:
+        ax.set_yscale("log")
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
     return fig
