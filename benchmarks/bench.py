@@ -1,10 +1,12 @@
 """Per-phase throughput: the straightforward per-sample loop vs snnlab's fast path.
 
-Phases (Mozafari 2019 network, real MNIST): encoding (6 DoG), layer-1 STDP, layer-2 STDP,
-layer-3 R-STDP, evaluation. For each: samples/s of (a) the plain loop, one sample at a
+Phases (real MNIST): Mozafari 2019 encoding (6 DoG), layer-1 STDP, layer-2 STDP, layer-3
+R-STDP, evaluation; Kheradpisheh 2018 encoding (2 DoG), layer-1 STDP, layer-2 STDP, features. For each: samples/s of (a) the plain loop, one sample at a
 time over all time steps as the reference library does it, and (b) the fast path
 (batched encoding, chunked exact training, final-slice inference); median of ``--repeats``
-runs and the ratio. Writes a JSON file and a bar plot.
+runs and the ratio, next to the reference library's and a batched C++ peer's figures on
+these machines (design.md section 6); then the fast path's scaling with batch size, time
+steps and samples. Writes a JSON file and a bar plot.
 
     python benchmarks/bench.py --samples 300 --repeats 3 --out benchmarks/out
 """
@@ -26,7 +28,17 @@ from snnlab.data import encoded_mnist, load_mnist
 from snnlab.layers import conv_potentials, fire
 from snnlab.learning import apply_stdp, rate_schedule, spike_times_of, stdp_pairing, stdp_rates_for_winners
 from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
+from snnlab.models.kheradpisheh2018 import Kheradpisheh2018
 from snnlab.training import StdpLayer, train_rstdp, train_stdp
+
+# samples/s of the reference library (SpykeTorch, trained weights) and of a batched C++ peer
+# (Spyker 0.1, best batch size) on these 2-core machines, from design.md section 6
+PEERS = {
+    "mz encoding": (690, 9062), "mz layer1 STDP": (None, 640), "mz layer2 STDP": (43, 228),
+    "mz layer3 R-STDP": (37, 140), "mz evaluation": (38, 146),
+    "kh encoding": (1326, 31218), "kh layer1 STDP": (138, 968), "kh layer2 STDP": (92, 380),
+    "kh features": (113, 505),
+}
 
 
 def plain_stdp(w, tin, spec, rates, t):
@@ -84,47 +96,82 @@ def main(argv=None):
     def phase(name, plain, fast):
         tp = timed(plain, args.repeats)
         tf = timed(fast, args.repeats)
-        results[name] = {"plain_per_s": n / tp, "fast_per_s": n / tf, "speedup": tp / tf}
-        print(f"{name:14s} plain {n / tp:9.1f}/s   fast {n / tf:9.1f}/s   x{tp / tf:6.1f}", flush=True)
+        ref, peer = PEERS.get(name, (None, None))
+        results[name] = {"plain_per_s": n / tp, "fast_per_s": n / tf, "speedup": tp / tf,
+                         "reference_per_s": ref, "peer_per_s": peer}
+        vs = "".join(f"  x{n / tf / v:6.1f} vs {who}" for who, v in (("SpykeTorch", ref), ("Spyker", peer)) if v)
+        print(f"{name:17s} plain {n / tp:9.1f}/s   fast {n / tf:9.1f}/s   x{tp / tf:6.1f}{vs}", flush=True)
 
     img = images[:n].to(dev)
-    phase("encoding", lambda: [enc(img[i]) for i in range(n)], lambda: enc.encode_batch(img))
+    phase("mz encoding", lambda: [enc(img[i]) for i in range(n)], lambda: enc.encode_batch(img))
     x1 = net.conv1_input(times)
     s1 = StdpLayer(cfg.thresholds[0], cfg.k[0], cfg.radius[0])
     w1 = net.conv1.weight.data
-    phase("layer1 STDP", lambda: plain_stdp(w1.clone(), x1, s1, rates, t),
+    phase("mz layer1 STDP", lambda: plain_stdp(w1.clone(), x1, s1, rates, t),
           lambda: train_stdp(w1.clone(), x1, s1, rates, t))
     x2 = net.conv2_input(times)
     s2 = StdpLayer(cfg.thresholds[1], cfg.k[1], cfg.radius[1])
     w2 = net.conv2.weight.data
-    phase("layer2 STDP", lambda: plain_stdp(w2.clone(), x2, s2, rates, t),
+    phase("mz layer2 STDP", lambda: plain_stdp(w2.clone(), x2, s2, rates, t),
           lambda: train_stdp(w2.clone(), x2, s2, rates, t))
     x3 = net.conv3_input(times)
     y = labels[:n]
     w3 = net.conv3.weight.data
-    phase("layer3 R-STDP", lambda: plain_rstdp(w3.clone(), x3, y, net.decision_map, t),
+    phase("mz layer3 R-STDP", lambda: plain_rstdp(w3.clone(), x3, y, net.decision_map, t),
           lambda: train_rstdp(w3.clone(), x3, y, net.decision_map, (0.004, -0.003), (-0.004, 0.0005), t, 0.2, 0.8))
-    phase("evaluation", lambda: [net.forward_full(times[i:i + 1]) for i in range(n)], lambda: net(times))
+    phase("mz evaluation", lambda: [net.forward_full(times[i:i + 1]) for i in range(n)], lambda: net(times))
+
+    kh = Kheradpisheh2018(seed=1).to(dev)
+    kenc = Encoder.kheradpisheh2018().to(dev)
+    ktimes, _ = encoded_mnist(kenc, True, limit=max(n, 2000), device=dev)
+    ktimes = ktimes[:n]
+    phase("kh encoding", lambda: [kenc(img[i]) for i in range(n)], lambda: kenc.encode_batch(img))
+    k1 = StdpLayer(kh.config.thresholds[0], kh.config.k[0], kh.config.radius[0])
+    kx1 = kh.conv1_input(ktimes)
+    phase("kh layer1 STDP", lambda: plain_stdp(kh.conv1.weight.data.clone(), kx1, k1, rates, t),
+          lambda: train_stdp(kh.conv1.weight.data.clone(), kx1, k1, rates, t))
+    k2 = StdpLayer(kh.config.thresholds[1], kh.config.k[1], kh.config.radius[1])
+    kx2 = kh.conv2_input(ktimes)
+    phase("kh layer2 STDP", lambda: plain_stdp(kh.conv2.weight.data.clone(), kx2, k2, rates, t),
+          lambda: train_stdp(kh.conv2.weight.data.clone(), kx2, k2, rates, t))
+    phase("kh features", lambda: [kh.forward_full(ktimes[i:i + 1]) for i in range(n)], lambda: kh(ktimes))
+
+    # scaling of the fast path: evaluation against batch size and time steps, STDP against samples
+    scaling = {"evaluation_vs_batch": {}, "encoding_evaluation_vs_time_steps": {}, "layer1_stdp_vs_samples": {}}
+    for bs in (1, 16, 64, 256):
+        sec = timed(lambda: [net(times[a:a + bs]) for a in range(0, n, bs)], args.repeats)
+        scaling["evaluation_vs_batch"][bs] = n / sec
+    for steps in (10, 15, 20, 25, 30):
+        e = Encoder.mozafari2019(time_steps=steps).to(dev)
+        m = Mozafari2019(Mozafari2019Config(time_steps=steps), seed=1).to(dev)
+        sec = timed(lambda: m(e.encode_batch(img)), args.repeats)
+        scaling["encoding_evaluation_vs_time_steps"][steps] = n / sec
+    for m_ in (n // 4, n // 2, n):
+        sec = timed(lambda: train_stdp(w1.clone(), x1[:m_], s1, rates[:m_], t), args.repeats)
+        scaling["layer1_stdp_vs_samples"][m_] = sec
+    print("scaling (fast path):", json.dumps(scaling), flush=True)
     meta = {"device": str(dev), "machine": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(), "torch": torch.__version__, "samples": n,
             "repeats": args.repeats, "date": time.strftime("%Y-%m-%d %H:%M"), "weights": "fresh (seed 1)"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps({"meta": meta, "phases": results}, indent=2))
+    (out / "bench.json").write_text(json.dumps({"meta": meta, "phases": results, "scaling": scaling}, indent=2))
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(results)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(11, 4))
     xs = range(len(names))
-    ax.bar([i - 0.2 for i in xs], [results[k]["plain_per_s"] for k in names], 0.4, label="per-sample loop")
-    ax.bar([i + 0.2 for i in xs], [results[k]["fast_per_s"] for k in names], 0.4, label="snnlab fast path")
-    ax.set_xticks(list(xs), names)
+    bars = (("per-sample loop", "plain_per_s"), ("snnlab fast path", "fast_per_s"),
+            ("SpykeTorch (design.md)", "reference_per_s"), ("Spyker (design.md)", "peer_per_s"))
+    for j, (label, key) in enumerate(bars):
+        ax.bar([i - 0.3 + 0.2 * j for i in xs], [results[k][key] or 0 for k in names], 0.2, label=label)
+    ax.set_xticks(list(xs), names, rotation=30, ha="right")
     ax.set_yscale("log")
     ax.set_ylabel("samples / s")
-    ax.set_title(f"Mozafari 2019 phases on {meta['device']} ({meta['threads']} threads)")
+    ax.set_title(f"Phases of Mozafari 2019 (mz) and Kheradpisheh 2018 (kh) on {meta['device']} ({meta['threads']} threads)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "bench.png", dpi=110)
