@@ -37,6 +37,7 @@ __all__ = [
     "space_scores",
     "read_results",
     "provenance",
+    "run_info",
     "throughput",
     "profile_calls",
     "markdown_table",
@@ -510,6 +511,35 @@ def provenance(results: dict) -> dict:
     phases = results.get("wall_time_per_phase_s")
     out["wall_time_s"] = float(sum(phases.values())) if isinstance(phases, dict) and phases else "not recorded"
     return out
+
+
+def run_info(repo=None) -> dict:
+    r"""Provenance of the current execution: date, git commit, torch version and CPU threads.
+
+    ``commit`` is the short hash of ``HEAD`` in ``repo``, with ``+dirty`` when tracked files
+    differ from it, or ``"unknown"`` outside a git checkout (or without git).
+
+    Args:
+        repo: a folder inside the checkout (default: the current directory).
+
+    Example:
+        >>> sorted(run_info())
+        ['commit', 'date', 'threads', 'torch']
+    """
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=20)
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        commit = head.stdout.strip() if head.returncode == 0 and head.stdout.strip() else "unknown"
+        if commit != "unknown" and git("diff", "--quiet", "HEAD").returncode == 1:
+            commit += "+dirty"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "commit": commit, "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
 
 
 # --- timing, profiling, tables --------------------------------------------------------------

@@ -262,6 +262,16 @@ def test_read_results_and_provenance(tmp_path):
         an.provenance([1])
 
 
+def test_run_info_commit_inside_and_outside_a_checkout(tmp_path):
+    import re
+    from pathlib import Path
+
+    outside = an.run_info(tmp_path)
+    assert outside["commit"] == "unknown" and outside["threads"] >= 1
+    inside = an.run_info(Path(__file__).parent)
+    assert inside["commit"] == "unknown" or re.fullmatch(r"[0-9a-f]{4,40}(\+dirty)?", inside["commit"])
+
+
 # --- viz helpers ---------------------------------------------------------------------------
 def test_confusion_plot_labels_silent_column():
     m = an.confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, -1, 1]), 2, silent=True)
