@@ -60,8 +60,6 @@ def test_retina_view_threshold_reduces_active_pixels(images):
 def test_retina_view_bad_arguments(images):
     with pytest.raises(ValueError, match="size"):
         widgets.retina_view(4, images=images)
-    with pytest.raises(ValueError, match="sigma1, sigma2"):
-        widgets.retina_view(5, 1.0, 1.0, images=images)
 
 
 def test_wave_view_time_steps(images):
