@@ -490,13 +490,42 @@ def read_results(folder):
     return out
 
 
-def provenance(results: dict) -> dict:
+def _readme_row(folder) -> dict:
+    """The row of ``folder``'s entry in the Markdown table of ``folder/../README.md`` ({} if none)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    readme = folder.parent / "README.md"
+    if not readme.is_file():
+        return {}
+    header = None
+    for line in readme.read_text().splitlines():
+        if not line.lstrip().startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = [c.lower() for c in cells]
+        elif all(set(c) <= set("-: ") for c in cells):
+            continue
+        elif cells and f"{folder.name}/" in cells[0].strip("`") + "/":
+            return {h: c.replace("`", "") for h, c in zip(header[1:], cells[1:]) if c}
+    return {}
+
+
+def provenance(results: dict, folder=None) -> dict:
     r"""Where a run's numbers come from: command, date, commit, device, ... (``"not recorded"``
     for missing keys), plus the config's name and the total wall time :math:`\sum_p t_p` of
     its phases.
 
+    Keys come from ``results``; with ``folder``, the row for that folder in the Markdown table
+    of ``folder/../README.md`` (columns such as command, device, date, commit) fills the keys
+    ``results`` lacks, and where both have a key with different values the README's is added
+    as ``"<key> (README)"``.
+
     Args:
         results: a results dict (from ``reproduce`` or :func:`read_results`).
+        folder: the run folder, to look up its README entry.
 
     Example:
         >>> p = provenance({"device": "cpu", "config": {"name": "quick"}, "wall_time_per_phase_s": {"a": 1, "b": 2}})
@@ -510,6 +539,12 @@ def provenance(results: dict) -> dict:
     out["config"] = cfg.get("name", "not recorded") if isinstance(cfg, dict) else "not recorded"
     phases = results.get("wall_time_per_phase_s")
     out["wall_time_s"] = float(sum(phases.values())) if isinstance(phases, dict) and phases else "not recorded"
+    if folder is not None:
+        for key, value in _readme_row(folder).items():
+            if out.get(key, "not recorded") == "not recorded":
+                out[key] = value
+            elif str(out[key]) != value:
+                out[f"{key} (README)"] = value
     return out
 
 

@@ -262,6 +262,20 @@ def test_read_results_and_provenance(tmp_path):
         an.provenance([1])
 
 
+def test_provenance_fills_missing_keys_from_the_readme_table(tmp_path):
+    run = tmp_path / "model_quick"
+    run.mkdir()
+    (tmp_path / "README.md").write_text(
+        "# Stored runs\n\n| folder | command | device | date | commit |\n| --- | --- | --- | --- | --- |\n"
+        "| `other/` | `x` | GPU | 2020-01-01 | 111 |\n"
+        "| `model_quick/` | `snnlab reproduce m --quick` | CPU, 2 cores | 2026-11-23 | c44c861 |\n")
+    p = an.provenance({"device": "cpu", "date": "2026-11-23"}, folder=run)
+    assert p["command"] == "snnlab reproduce m --quick" and p["commit"] == "c44c861"
+    assert p["device"] == "cpu" and p["device (README)"] == "CPU, 2 cores"
+    assert p["date"] == "2026-11-23" and "date (README)" not in p
+    assert an.provenance({}, folder=tmp_path / "missing")["commit"] == "not recorded"
+
+
 def test_run_info_commit_inside_and_outside_a_checkout(tmp_path):
     import re
     from pathlib import Path
