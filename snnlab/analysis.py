@@ -243,9 +243,10 @@ def run_kheradpisheh(config=None, seed: int = 1, device="cpu", root=None, images
     """
     from .coding import Encoder
     from .data import load_mnist
-    from .models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config, LinearSVM
+    from .models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config, train_layers
+    from .models.kheradpisheh2018 import classify as svm_scores
     from .runs import PhaseTimer
-    from .training import StdpLayer, chunks, stdp_epochs
+    from .training import chunks
 
     cfg = Kheradpisheh2018Config.quick() if config is None else config
     if not isinstance(cfg, Kheradpisheh2018Config):
@@ -270,35 +271,21 @@ def run_kheradpisheh(config=None, seed: int = 1, device="cpu", root=None, images
             if classify else None
     net = Kheradpisheh2018(cfg, seed=seed).to(dev)
     state = {"done": [0, 0], "sched": [None, None], "stdp_history": []}
-    for li, conv in enumerate((net.conv1, net.conv2)):
-        name = f"conv{li + 1}"
-        n = cfg.train_samples[li]
-        spec = StdpLayer(cfg.thresholds[li], cfg.k[li], cfg.radius[li])
-        with timer(f"{name} input"):
-            x = net.conv1_input(tr[:n]) if li == 0 else net.conv2_input(tr[:n])
-        with timer(f"{name} STDP"):
-            stdp_epochs(conv.weight.data, x, spec, cfg, li, state, lambda: None, False, log,
-                        doubling=cfg.rate_doubling[li], name=name)
+    train_layers(net, tr, state, timer, log=log)
     if not classify:
         return {"net": net, "time_steps": cfg.time_steps, "history": state["stdp_history"],
                 "seconds": dict(timer.seconds), "wall_s": time.perf_counter() - t0}
     with timer("features"):
         ftr = net(tr[:cfg.svm_train_samples])
         fte = net(te)
-    y_tr, y_te = ytr[:cfg.svm_train_samples], yte[:cfg.test_samples]
     with timer("svm"):
-        clf = LinearSVM(cfg.svm_c, tol=svm_tol).fit(ftr, y_tr.numpy())
-        p_tr, p_te = clf.predict(ftr), clf.predict(fte)
+        scores = svm_scores(ftr, ytr[:cfg.svm_train_samples], fte, yte[:cfg.test_samples], cfg.svm_c, svm_tol)
     spiking = (te < cfg.time_steps).flatten(1).sum(1).float()
     out = {
         "net": net,
         "time_steps": cfg.time_steps,
-        "test_accuracy": 100 * float((p_te == y_te).float().mean()),
-        "train_accuracy": 100 * float((p_tr == y_tr).float().mean()),
-        "test_silent": int((fte.sum(1) == 0).sum()),
-        "feature_density": float(fte.float().mean()),
+        **scores,
         "input_spikes_per_step": float(spiking.mean() / cfg.time_steps),
-        "confusion": confusion_matrix(y_te, p_te, 10),
         "history": state["stdp_history"],
         "seconds": dict(timer.seconds),
         "wall_s": time.perf_counter() - t0,

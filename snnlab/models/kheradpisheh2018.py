@@ -22,7 +22,8 @@ from ..layers import Convolution, conv_potentials, fire, pad, pooling
 from ..runs import PhaseTimer, Run
 from ..training import StdpLayer, chunks, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
 
-__all__ = ["Kheradpisheh2018Config", "Kheradpisheh2018", "LinearSVM", "fit_svm", "reproduce", "PAPER_ACCURACY"]
+__all__ = ["Kheradpisheh2018Config", "Kheradpisheh2018", "LinearSVM", "fit_svm", "train_layers", "classify",
+           "reproduce", "PAPER_ACCURACY"]
 
 PAPER_ACCURACY = 98.4
 
@@ -244,6 +245,68 @@ def fit_svm(train_x, train_y, c: float = 2.4) -> LinearSVM:
     return LinearSVM(c).fit(train_x, train_y)
 
 
+def train_layers(net: Kheradpisheh2018, train_times: torch.Tensor, state: dict, timer: PhaseTimer,
+                 save=lambda: None, progress: bool = False, log=print) -> None:
+    """STDP on conv1, then conv2, for the epochs ``state["done"]`` says are left (in place).
+
+    Args:
+        net: the network; its config gives samples, epochs, rates and rate doubling.
+        train_times: encoded training images (spike times).
+        state: ``{"done": [e1, e2], "sched": [..], "stdp_history": [..]}``, updated.
+        timer: records ``convN input`` and ``convN STDP`` times.
+        save: called after every epoch (checkpoint).
+
+    Shape:
+        - train_times: :math:`(N, 2, 28, 28)` uint8.
+    """
+    cfg = net.config
+    for li, conv in enumerate((net.conv1, net.conv2)):
+        if state["done"][li] >= cfg.epochs[li]:
+            continue
+        name = f"conv{li + 1}"
+        n = cfg.train_samples[li]
+        spec = StdpLayer(cfg.thresholds[li], cfg.k[li], cfg.radius[li])
+        with timer(f"{name} input"):
+            x = net.conv1_input(train_times[:n]) if li == 0 else net.conv2_input(train_times[:n], progress=progress)
+        with timer(f"{name} STDP"):
+            stdp_epochs(conv.weight.data, x, spec, cfg, li, state, save, progress, log,
+                        doubling=cfg.rate_doubling[li], name=name)
+
+
+def classify(train_features, train_labels, test_features, test_labels, c: float = 2.4, tol: float = 1e-4) -> dict:
+    r"""Linear SVM on spike features: accuracies :math:`100\,\#\{\hat y = y\}/N`, silent samples, confusion.
+
+    Args:
+        train_features, test_features: binary features.
+        train_labels, test_labels: int labels.
+        c, tol: the SVM's ``C`` and stopping tolerance (:class:`LinearSVM`).
+
+    Returns:
+        ``{"train_accuracy", "test_accuracy", "test_silent", "feature_density", "confusion"}``
+        (accuracies in %, confusion int64 ``(10, 10)``, rows = true digit).
+
+    Shape:
+        - features: :math:`(N, D)`; labels: :math:`(N,)`.
+
+    Example:
+        >>> x = torch.tensor([[1, 0], [0, 1]], dtype=torch.uint8)
+        >>> classify(x, torch.tensor([0, 1]), x, torch.tensor([0, 1]))["test_accuracy"]
+        100.0
+    """
+    ytr, yte = torch.as_tensor(train_labels).long(), torch.as_tensor(test_labels).long()
+    clf = LinearSVM(c, tol=tol).fit(train_features, ytr)
+    ptr, pte = clf.predict(train_features), clf.predict(test_features)
+    confusion = torch.zeros(10, 10, dtype=torch.long)
+    confusion.index_put_((yte, pte), torch.ones_like(yte), accumulate=True)
+    return {
+        "train_accuracy": 100 * float((ptr == ytr).double().mean()),
+        "test_accuracy": 100 * float((pte == yte).double().mean()),
+        "test_silent": int((torch.as_tensor(test_features).sum(1) == 0).sum()),
+        "feature_density": float(torch.as_tensor(test_features).float().mean()),
+        "confusion": confusion,
+    }
+
+
 def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kheradpisheh2018", device="auto",
               seed: int = 1, resume: bool = False, progress: bool = True, root=None, log=print) -> dict:
     """Run the whole protocol: STDP on conv1 and conv2, features, linear SVM.
@@ -282,42 +345,23 @@ def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kherad
         tr_times, tr_labels = encoded_mnist(enc, True, root, limit=n_train, device=dev, progress=progress)
         te_times, te_labels = encoded_mnist(enc, False, root, limit=cfg.test_samples, device=dev, progress=progress)
 
-    for li, (conv, name) in enumerate(((net.conv1, "conv1"), (net.conv2, "conv2"))):
-        if state["done"][li] >= cfg.epochs[li]:
-            continue
-        n = cfg.train_samples[li]
-        spec = StdpLayer(cfg.thresholds[li], cfg.k[li], cfg.radius[li])
-        with timer(f"{name} input"):
-            x = net.conv1_input(tr_times[:n]) if li == 0 else net.conv2_input(tr_times[:n], progress=progress)
-        with timer(f"{name} STDP"):
-            stdp_epochs(conv.weight.data, x, spec, cfg, li, state, save, progress, log,
-                        doubling=cfg.rate_doubling[li], name=name)
-
+    train_layers(net, tr_times, state, timer, save, progress, log)
     with timer("features"):
         ftr = net(tr_times[:cfg.svm_train_samples])
         fte = net(te_times)
-    ytr, yte = tr_labels[:cfg.svm_train_samples].numpy(), te_labels.numpy()
     with timer("svm"):
-        clf = fit_svm(ftr, ytr, cfg.svm_c)
-        ptr, pte = clf.predict(ftr).numpy(), clf.predict(fte).numpy()
-    silent_te = int((fte.sum(1) == 0).sum())
-    acc_tr = 100 * float((ptr == ytr).mean())
-    acc_te = 100 * float((pte == yte).mean())
-    confusion = np.zeros((10, 10), dtype=int)
-    np.add.at(confusion, (yte, pte), 1)
-    log(f"SVM: train {acc_tr:.2f}%  test {acc_te:.2f}%  (silent test samples: {silent_te})")
+        scores = classify(ftr, tr_labels[:cfg.svm_train_samples], fte, te_labels, cfg.svm_c)
+    log(f"SVM: train {scores['train_accuracy']:.2f}%  test {scores['test_accuracy']:.2f}%  "
+        f"(silent test samples: {scores['test_silent']})")
 
     results = run.header("kheradpisheh2018", cfg, seed, dev)
     results.update({
         "history": state["stdp_history"],
-        "train_accuracy": acc_tr,
-        "test_accuracy": acc_te,
-        "best_test_accuracy": acc_te,
-        "test_silent": silent_te,
-        "test_samples": len(yte),
-        "svm_train_samples": len(ytr),
-        "feature_density": float(fte.float().mean()),
-        "confusion": confusion.tolist(),
+        **scores,
+        "best_test_accuracy": scores["test_accuracy"],
+        "test_samples": len(te_labels),
+        "svm_train_samples": len(ftr),
+        "confusion": scores["confusion"].tolist(),
         "paper_accuracy": PAPER_ACCURACY,
         "wall_time_per_phase_s": timer.seconds,
     })
@@ -326,6 +370,6 @@ def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kherad
     if hist:
         run.plot_curves(list(range(1, len(hist) + 1)),
                         {"mean w(1-w) (0 = converged)": [h["mean_w_1_minus_w"] for h in hist]},
-                        "convergence", f"Kheradpisheh 2018 ({cfg.name}): test {acc_te:.2f}%")
+                        "convergence", f"Kheradpisheh 2018 ({cfg.name}): test {scores['test_accuracy']:.2f}%")
     run.write_results(results)
     return results
