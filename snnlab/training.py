@@ -440,24 +440,27 @@ def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
             needs_clamp = False
             decisions[a:b] = dec.cpu()
             continue
+        changed = set()
         for i in range(b - a):
-            dec, win = _decide_from_pot(pots[i:i + 1], dmap, time_steps)
+            pot = pots[i:i + 1]
+            if changed:  # kernels updated earlier in the chunk: recompute just those for this sample
+                idx = torch.tensor(sorted(changed), device=dev)
+                pot[:, idx] = F.conv2d(x[i:i + 1], weight[idx])
+            dec, win = _decide_from_pot(pot, dmap, time_steps)
             f = int(win[0, 0])
             if f < 0:
                 continue
             wy, wx = int(win[0, 1]), int(win[0, 2])
             r = rw if int(dec[0]) == int(y[i]) else pn
             weight[f] += torch.where(x[i, :, wy:wy + ks[0], wx:wx + ks[1]] > 0, r[0], r[1])
-            rest = x[i + 1:]
             if needs_clamp:  # first update: the reference clips every kernel
                 weight.clamp_(lower, upper)
                 needs_clamp = False
-                if len(rest):
-                    pots[i + 1:] = F.conv2d(rest, weight)
+                if i + 1 < b - a:
+                    pots[i + 1:] = F.conv2d(x[i + 1:], weight)
             else:
                 weight[f].clamp_(lower, upper)
-                if len(rest):  # only kernel f changed: refresh its potentials for the rest of the chunk
-                    pots[i + 1:, f:f + 1] = F.conv2d(rest, weight[f:f + 1])
+                changed.add(f)
             decisions[a + i] = int(dec[0])
     return decisions
 
