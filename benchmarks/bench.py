@@ -8,11 +8,17 @@ runs and the ratio, next to the reference library's and a batched C++ peer's fig
 these machines (design.md section 6); then the fast path's scaling with batch size, time
 steps and samples. Writes a JSON file and a bar plot.
 
-    python benchmarks/bench.py --samples 300 --repeats 3 --out benchmarks/out
+    python benchmarks/bench.py --samples 2000 --plain-samples 100 --repeats 3 --out benchmarks/out
+
+The peers' figures were taken with trained weights (after layer 1 has seen 6k samples):
+by default the networks here load the stored quick-preset runs (``results/*_quick/
+weights.pt``) when present, else they start from fresh seed-1 weights (say which in the
+JSON). Fresh weights make every layer fire densely and are not comparable.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -25,9 +31,10 @@ from snnlab import default_device
 from snnlab.coding import Encoder, times_to_wave
 from snnlab.competition import k_winners, pointwise_inhibition
 from snnlab.data import encoded_mnist, load_mnist
+from snnlab.io import load_model
 from snnlab.layers import conv_potentials, fire
-from snnlab.learning import apply_stdp, rate_schedule, spike_times_of, stdp_pairing, stdp_rates_for_winners
-from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
+from snnlab.learning import apply_stdp, spike_times_of, stdp_pairing, stdp_rates_for_winners
+from snnlab.models.mozafari2019 import Mozafari2019
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018
 from snnlab.training import StdpLayer, train_rstdp, train_stdp
 
@@ -65,6 +72,16 @@ def plain_rstdp(w, x3, y, dmap, t):
         w.clamp_(0.2, 0.8)
 
 
+def _network(cls, path, dev):
+    """The stored trained network at ``path`` if it exists, else fresh seed-1 weights."""
+    if path and Path(path).is_file():
+        net = load_model(path)
+        if not isinstance(net, cls):
+            raise SystemExit(f"bench.py: {path} holds a {type(net).__name__}, expected {cls.__name__}")
+        return net.to(dev), str(path)
+    return cls(seed=1).to(dev), "fresh (seed 1)"
+
+
 def timed(fn, repeats):
     out = []
     for _ in range(repeats):
@@ -76,65 +93,75 @@ def timed(fn, repeats):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=300, help="samples per phase and run")
+    p.add_argument("--samples", type=int, default=2000, help="samples per phase and run of the fast path")
+    p.add_argument("--plain-samples", type=int, default=100, help="samples per phase and run of the per-sample loop")
+    p.add_argument("--mz-weights", default="results/mozafari2019_quick/best_weights.pt",
+                   help="trained Mozafari 2019 network (snnlab.io.save_model); missing: fresh weights")
+    p.add_argument("--kh-weights", default="results/kheradpisheh2018_quick/weights.pt",
+                   help="trained Kheradpisheh 2018 network; missing: fresh weights")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="benchmarks/out")
     args = p.parse_args(argv)
     dev = default_device(args.device)
-    n = args.samples
+    if args.samples < 1 or args.plain_samples < 1 or args.repeats < 1:
+        p.error("--samples, --plain-samples and --repeats must be positive")
+    n, n_plain = args.samples, min(args.plain_samples, args.samples)
     t = 15
-    cfg = Mozafari2019Config()
-    net = Mozafari2019(cfg, seed=1).to(dev)
+    net, mz_weights = _network(Mozafari2019, args.mz_weights, dev)
+    cfg = net.config
     images, labels = load_mnist(train=True)
     enc = Encoder.mozafari2019().to(dev)
     times, _ = encoded_mnist(enc, True, limit=max(n, 2000), device=dev)
     times = times[:n]
-    rates, _ = rate_schedule(n, 0.004, a_minus=-0.003)
+    # trained layers sit at the end of the rate-doubling schedule
+    rates = torch.tensor([[0.15, -0.1125]]).expand(n, 2)
     results = {}
+    m = n_plain
 
     def phase(name, plain, fast):
         tp = timed(plain, args.repeats)
         tf = timed(fast, args.repeats)
         ref, peer = PEERS.get(name, (None, None))
-        results[name] = {"plain_per_s": n / tp, "fast_per_s": n / tf, "speedup": tp / tf,
+        plain_s, fast_s = n_plain / tp, n / tf
+        results[name] = {"plain_per_s": plain_s, "fast_per_s": fast_s, "speedup": fast_s / plain_s,
                          "reference_per_s": ref, "peer_per_s": peer}
-        vs = "".join(f"  x{n / tf / v:6.1f} vs {who}" for who, v in (("SpykeTorch", ref), ("Spyker", peer)) if v)
-        print(f"{name:17s} plain {n / tp:9.1f}/s   fast {n / tf:9.1f}/s   x{tp / tf:6.1f}{vs}", flush=True)
+        vs = "".join(f"  x{fast_s / v:6.1f} vs {who}" for who, v in (("SpykeTorch", ref), ("Spyker", peer)) if v)
+        print(f"{name:17s} plain {plain_s:9.1f}/s   fast {fast_s:9.1f}/s   x{fast_s / plain_s:6.1f}{vs}", flush=True)
 
     img = images[:n].to(dev)
-    phase("mz encoding", lambda: [enc(img[i]) for i in range(n)], lambda: enc.encode_batch(img))
+    phase("mz encoding", lambda: [enc(img[i]) for i in range(m)], lambda: enc.encode_batch(img))
     x1 = net.conv1_input(times)
     s1 = StdpLayer(cfg.thresholds[0], cfg.k[0], cfg.radius[0])
     w1 = net.conv1.weight.data
-    phase("mz layer1 STDP", lambda: plain_stdp(w1.clone(), x1, s1, rates, t),
+    phase("mz layer1 STDP", lambda: plain_stdp(w1.clone(), x1[:m], s1, rates, t),
           lambda: train_stdp(w1.clone(), x1, s1, rates, t))
     x2 = net.conv2_input(times)
     s2 = StdpLayer(cfg.thresholds[1], cfg.k[1], cfg.radius[1])
     w2 = net.conv2.weight.data
-    phase("mz layer2 STDP", lambda: plain_stdp(w2.clone(), x2, s2, rates, t),
+    phase("mz layer2 STDP", lambda: plain_stdp(w2.clone(), x2[:m], s2, rates, t),
           lambda: train_stdp(w2.clone(), x2, s2, rates, t))
     x3 = net.conv3_input(times)
     y = labels[:n]
     w3 = net.conv3.weight.data
-    phase("mz layer3 R-STDP", lambda: plain_rstdp(w3.clone(), x3, y, net.decision_map, t),
+    phase("mz layer3 R-STDP", lambda: plain_rstdp(w3.clone(), x3[:m], y, net.decision_map, t),
           lambda: train_rstdp(w3.clone(), x3, y, net.decision_map, (0.004, -0.003), (-0.004, 0.0005), t, 0.2, 0.8))
-    phase("mz evaluation", lambda: [net.forward_full(times[i:i + 1]) for i in range(n)], lambda: net(times))
+    phase("mz evaluation", lambda: [net.forward_full(times[i:i + 1]) for i in range(m)], lambda: net(times))
 
-    kh = Kheradpisheh2018(seed=1).to(dev)
+    kh, kh_weights = _network(Kheradpisheh2018, args.kh_weights, dev)
     kenc = Encoder.kheradpisheh2018().to(dev)
     ktimes, _ = encoded_mnist(kenc, True, limit=max(n, 2000), device=dev)
     ktimes = ktimes[:n]
-    phase("kh encoding", lambda: [kenc(img[i]) for i in range(n)], lambda: kenc.encode_batch(img))
+    phase("kh encoding", lambda: [kenc(img[i]) for i in range(m)], lambda: kenc.encode_batch(img))
     k1 = StdpLayer(kh.config.thresholds[0], kh.config.k[0], kh.config.radius[0])
     kx1 = kh.conv1_input(ktimes)
-    phase("kh layer1 STDP", lambda: plain_stdp(kh.conv1.weight.data.clone(), kx1, k1, rates, t),
+    phase("kh layer1 STDP", lambda: plain_stdp(kh.conv1.weight.data.clone(), kx1[:m], k1, rates, t),
           lambda: train_stdp(kh.conv1.weight.data.clone(), kx1, k1, rates, t))
     k2 = StdpLayer(kh.config.thresholds[1], kh.config.k[1], kh.config.radius[1])
     kx2 = kh.conv2_input(ktimes)
-    phase("kh layer2 STDP", lambda: plain_stdp(kh.conv2.weight.data.clone(), kx2, k2, rates, t),
+    phase("kh layer2 STDP", lambda: plain_stdp(kh.conv2.weight.data.clone(), kx2[:m], k2, rates, t),
           lambda: train_stdp(kh.conv2.weight.data.clone(), kx2, k2, rates, t))
-    phase("kh features", lambda: [kh.forward_full(ktimes[i:i + 1]) for i in range(n)], lambda: kh(ktimes))
+    phase("kh features", lambda: [kh.forward_full(ktimes[i:i + 1]) for i in range(m)], lambda: kh(ktimes))
 
     # scaling of the fast path: evaluation against batch size and time steps, STDP against samples
     scaling = {"evaluation_vs_batch": {}, "encoding_evaluation_vs_time_steps": {}, "layer1_stdp_vs_samples": {}}
@@ -143,8 +170,9 @@ def main(argv=None):
         scaling["evaluation_vs_batch"][bs] = n / sec
     for steps in (10, 15, 20, 25, 30):
         e = Encoder.mozafari2019(time_steps=steps).to(dev)
-        m = Mozafari2019(Mozafari2019Config(time_steps=steps), seed=1).to(dev)
-        sec = timed(lambda: m(e.encode_batch(img)), args.repeats)
+        mt = Mozafari2019(dataclasses.replace(cfg, time_steps=steps)).to(dev)
+        mt.load_state_dict(net.state_dict())
+        sec = timed(lambda: mt(e.encode_batch(img)), args.repeats)
         scaling["encoding_evaluation_vs_time_steps"][steps] = n / sec
     for m_ in (n // 4, n // 2, n):
         sec = timed(lambda: train_stdp(w1.clone(), x1[:m_], s1, rates[:m_], t), args.repeats)
@@ -152,7 +180,8 @@ def main(argv=None):
     print("scaling (fast path):", json.dumps(scaling), flush=True)
     meta = {"device": str(dev), "machine": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads(), "torch": torch.__version__, "samples": n,
-            "repeats": args.repeats, "date": time.strftime("%Y-%m-%d %H:%M"), "weights": "fresh (seed 1)"}
+            "plain_samples": n_plain, "repeats": args.repeats, "date": time.strftime("%Y-%m-%d %H:%M"),
+            "weights": {"mozafari2019": mz_weights, "kheradpisheh2018": kh_weights}}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps({"meta": meta, "phases": results, "scaling": scaling}, indent=2))

@@ -4,7 +4,7 @@ Examples::
 
     snnlab reproduce kheradpisheh2018 --quick
     snnlab reproduce mozafari2019 --device cuda --out runs/mz-full
-    snnlab reproduce mozafari2019 --quick --epochs 1,1,4 --train-samples 2000,4000,10000
+    snnlab reproduce mozafari2019 --quick --epochs 1,1,2 --train-samples 2000,4000,10000
     snnlab reproduce mozafari2019 --out runs/mz-full --resume
 
 Bad arguments fail at once with a one-line message and exit code 2.

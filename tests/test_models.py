@@ -105,12 +105,24 @@ def _trained_like(net):
     return net
 
 
-def test_mozafari_final_slice_equals_full_computation():
-    net = _trained_like(Mozafari2019(Mozafari2019Config(), seed=1))
+@pytest.mark.parametrize("out_threshold", [None, 16.0])
+def test_mozafari_final_slice_equals_full_computation(out_threshold):
+    net = _trained_like(Mozafari2019(Mozafari2019Config(conv2_output_threshold=out_threshold), seed=1))
     times = rand_times(6, 6, 28, 28, p=0.3)
     full = net.forward_full(times)
     assert torch.equal(net(times), full)
     assert bool((full >= 0).any())
+
+
+def test_mozafari_conv2_output_threshold_sparsifies_conv3_input():
+    net = _trained_like(Mozafari2019(Mozafari2019Config(), seed=1))
+    times = rand_times(6, 6, 28, 28, p=0.3)
+    dense = net.conv3_input(times)
+    net.config = Mozafari2019Config(conv2_output_threshold=130.0)
+    sparse = net.conv3_input(times)
+    assert bool((sparse <= dense).all()) and 0 < int(sparse.sum()) < int(dense.sum())
+    assert Mozafari2019Config(conv2_output_threshold=12).frozen_conv2_threshold == 12.0
+    assert Mozafari2019Config().frozen_conv2_threshold == 10.0
 
 
 def test_kheradpisheh_final_slice_equals_full_computation():
@@ -139,6 +151,9 @@ def test_config_validation_names_the_field():
         Kheradpisheh2018Config(train_samples=(0, 10))
     with pytest.raises(ValueError, match="rstdp_mode"):
         Mozafari2019Config(rstdp_mode="fast")
+    for bad in (0, -1.0, "16", True):
+        with pytest.raises(ValueError, match="conv2_output_threshold"):
+            Mozafari2019Config(conv2_output_threshold=bad)
 
 
 def test_model_save_load_and_text_tensor_roundtrip(tmp_path):
