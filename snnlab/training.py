@@ -28,6 +28,7 @@ from .learning import apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_
 
 __all__ = [
     "StdpLayer",
+    "batched_map",
     "layer_times",
     "pool_times",
     "pad_times",
@@ -70,6 +71,65 @@ class StdpLayer:
 def chunks(n: int, size: int):
     """``(start, stop)`` pairs covering ``range(n)`` in steps of ``size``."""
     return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _is_oom(err: BaseException) -> bool:
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    msg = str(err)
+    return isinstance(err, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+def batched_map(fn, n: int, batch_size: int, progress: bool = False, desc: str = "batches") -> list:
+    r"""``[fn(a, b) for a, b in chunks(n, batch_size)]``, splitting a batch that does not fit.
+
+    On an out-of-memory error (GPU or host) the batch size is halved and the same batch is
+    retried, down to one sample; the smaller size is kept for the rest. Other errors
+    propagate. Use it for per-sample computations, whose results do not depend on the batch.
+
+    Args:
+        fn: ``fn(start, stop)`` computing samples ``start:stop``.
+        n: number of samples.
+        batch_size: first batch size to try (>= 1).
+        progress: show a progress bar over samples.
+        desc: the bar's label.
+
+    Returns:
+        The list of ``fn``'s results, in order.
+
+    Example:
+        >>> def f(a, b):
+        ...     if b - a > 2:
+        ...         raise torch.OutOfMemoryError("out of memory")
+        ...     return list(range(a, b))
+        >>> batched_map(f, 5, 4)
+        [[0, 1], [2, 3], [4]]
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    out, a, size = [], 0, batch_size
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=desc, unit="sample", mininterval=1.0)
+    while a < n:
+        b = min(a + size, n)
+        try:
+            out.append(fn(a, b))
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            if not _is_oom(err) or size == 1:
+                raise
+            size = max(1, (b - a) // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        if bar is not None:
+            bar.update(b - a)
+        a = b
+    if bar is not None:
+        bar.close()
+    return out
 
 
 def _progress(iterable, progress, **kw):
@@ -153,13 +213,15 @@ def layer_times(input_times: torch.Tensor, weight: torch.Tensor, threshold: floa
         >>> layer_times(t, torch.ones(1, 1, 3, 3), 8.5, 4).flatten().tolist()
         [0, 0]
     """
-    out = []
     dev = weight.device
-    for a, b in _progress(chunks(len(input_times), batch_size), progress, desc=desc, unit="batch"):
+
+    def batch(a, b):
         wave = times_to_wave(input_times[a:b].to(dev), time_steps)
         pot = F.conv2d(wave.flatten(0, 1), weight)
         fired = (pot > threshold).view(b - a, time_steps, *pot.shape[1:]).sum(1, dtype=torch.uint8)
-        out.append((time_steps - fired).to(torch.uint8).to(input_times.device))
+        return (time_steps - fired).to(torch.uint8).to(input_times.device)
+
+    out = batched_map(batch, len(input_times), batch_size, progress, desc)
     return torch.cat(out) if out else torch.empty(0, weight.shape[0], dtype=torch.uint8)
 
 
@@ -374,8 +436,8 @@ def decide(weight: torch.Tensor, inputs: torch.Tensor, decision_map: torch.Tenso
         [1]
     """
     dev = weight.device
-    decisions, winners = [], []
-    for a, b in chunks(len(inputs), batch_size):
+
+    def batch(a, b):
         pot = F.conv2d(inputs[a:b].to(dev, torch.float32), weight)
         keys = _decision_keys(pot, time_steps)
         best, idx = keys.flatten(1).max(1)
@@ -384,9 +446,12 @@ def decide(weight: torch.Tensor, inputs: torch.Tensor, decision_map: torch.Tenso
         silent = best == 0
         win = win.masked_fill(silent[:, None], -1)
         dec = torch.where(silent, torch.full_like(idx, -1), decision_map.to(dev)[win[:, 0].clamp_min(0)])
-        decisions.append(dec.cpu())
-        winners.append(win.cpu())
-    return torch.cat(decisions), torch.cat(winners)
+        return dec.cpu(), win.cpu()
+
+    out = batched_map(batch, len(inputs), batch_size)
+    if not out:
+        return torch.empty(0, dtype=torch.long), torch.empty(0, 3, dtype=torch.long)
+    return torch.cat([d for d, _ in out]), torch.cat([w for _, w in out])
 
 
 @torch.no_grad()

@@ -294,3 +294,48 @@ def test_linear_svm_rejects_bad_input():
         LinearSVM().fit(torch.zeros(4, 2), torch.zeros(3))
     with pytest.raises(ValueError, match="at least 2 classes"):
         LinearSVM().fit(torch.ones(4, 2), torch.zeros(4))
+
+
+def test_batched_map_splits_batches_that_do_not_fit():
+    from snnlab.training import batched_map
+
+    calls = []
+
+    def f(a, b):
+        calls.append(b - a)
+        if b - a > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return list(range(a, b))
+
+    out = batched_map(f, 10, 8)
+    assert sum(out, []) == list(range(10))
+    assert calls[:3] == [8, 4, 2] and max(len(o) for o in out) <= 3
+    # host allocation failures are split too; other errors are not
+    host = lambda a, b: (_ for _ in ()).throw(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    with pytest.raises(RuntimeError, match="can't allocate"):
+        batched_map(host, 4, 4)  # still failing at one sample: re-raised
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        batched_map(lambda a, b: (_ for _ in ()).throw(RuntimeError("shape mismatch")), 4, 4)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            batched_map(f, 4, bad)
+
+
+def test_inference_survives_out_of_memory_with_identical_results(monkeypatch):
+    import torch.nn.functional as F
+
+    net = _trained_like(Mozafari2019(Mozafari2019Config(), seed=1))
+    kh = _trained_like(Kheradpisheh2018(seed=1))
+    times, ktimes = rand_times(7, 6, 28, 28, p=0.3), rand_times(7, 2, 28, 28, p=0.15)
+    want = net.conv3_input(times), net(times), kh(ktimes)
+    conv2d = F.conv2d
+
+    def small_memory(x, w, *args, **kw):
+        if x.shape[0] > 2:
+            raise torch.OutOfMemoryError("out of memory")
+        return conv2d(x, w, *args, **kw)
+
+    monkeypatch.setattr(F, "conv2d", small_memory)
+    got = net.conv3_input(times, batch_size=512), net(times), kh(ktimes, batch_size=512)
+    for w, g in zip(want, got):
+        assert torch.equal(w, g)

@@ -20,7 +20,7 @@ from ..coding import Encoder, times_to_wave
 from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
 from ..runs import PhaseTimer, Run
-from ..training import StdpLayer, chunks, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
+from ..training import StdpLayer, batched_map, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
 
 __all__ = ["Kheradpisheh2018Config", "Kheradpisheh2018", "LinearSVM", "fit_svm", "train_layers", "classify",
            "reproduce", "PAPER_ACCURACY"]
@@ -126,14 +126,16 @@ class Kheradpisheh2018(nn.Module):
     def forward(self, times: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Binary features ``(B, 12150)`` (final-slice inference, no inhibition)."""
         cfg = self.config
-        out = []
         dev = self.conv1.weight.device
-        for a, b in chunks(len(times), batch_size):
+
+        def batch(a, b):  # a batch too large for memory is split by batched_map
             x = last_slice(self.conv1_input(times[a:b].to(dev)), cfg.time_steps)
             x = (F.conv2d(x, self.conv1.weight) > cfg.thresholds[0]).float()
             x = F.pad(F.max_pool2d(x, 2, 2, 1), (1, 1, 1, 1))
             x = (F.conv2d(x, self.conv2.weight) > cfg.thresholds[1]).float()
-            out.append(F.max_pool2d(x, 2, 2, 1).flatten(1).to(torch.uint8).cpu())
+            return F.max_pool2d(x, 2, 2, 1).flatten(1).to(torch.uint8).cpu()
+
+        out = batched_map(batch, len(times), batch_size)
         return torch.cat(out) if out else torch.empty(0, 0, dtype=torch.uint8)
 
     @torch.no_grad()

@@ -22,7 +22,7 @@ from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
 from ..learning import adaptive_rstdp_rates
 from ..runs import PhaseTimer, Run
-from ..training import StdpLayer, chunks, decide, last_slice, layer_times, pad_times, pool_times, stdp_epochs, train_rstdp
+from ..training import StdpLayer, batched_map, chunks, decide, last_slice, layer_times, pad_times, pool_times, stdp_epochs, train_rstdp
 
 __all__ = ["Mozafari2019Config", "Mozafari2019", "reproduce", "PAPER_ACCURACY", "REFERENCE_ACCURACY"]
 
@@ -158,16 +158,17 @@ class Mozafari2019(nn.Module):
         whether each neuron fired; equal to the full computation (tested).
         """
         cfg = self.config
-        out = []
         dev = self.conv1.weight.device
-        for a, b in chunks(len(times), batch_size):
+
+        def batch(a, b):  # a batch too large for memory is split by batched_map
             x = last_slice(self.conv1_input(times[a:b].to(dev)), cfg.time_steps)
             x = (F.conv2d(x, self.conv1.weight) > cfg.thresholds[0]).float()
             x = F.pad(F.max_pool2d(x, 2, 2), (1, 1, 1, 1))
             x = (F.conv2d(x, self.conv2.weight) > cfg.frozen_conv2_threshold).float()
-            x = F.pad(F.max_pool2d(x, 3, 3), (2, 2, 2, 2))
-            out.append(x.to(torch.uint8).cpu())
-        return torch.cat(out)
+            return F.pad(F.max_pool2d(x, 3, 3), (2, 2, 2, 2)).to(torch.uint8).cpu()
+
+        out = batched_map(batch, len(times), batch_size)
+        return torch.cat(out) if out else torch.empty(0, self.conv2.weight.shape[0], 8, 8, dtype=torch.uint8)
 
     @torch.no_grad()
     def forward(self, times: torch.Tensor) -> torch.Tensor:
