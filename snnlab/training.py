@@ -437,15 +437,10 @@ def decide(weight: torch.Tensor, inputs: torch.Tensor, decision_map: torch.Tenso
     """
     dev = weight.device
 
+    dmap = decision_map.to(dev)
+
     def batch(a, b):
-        pot = F.conv2d(inputs[a:b].to(dev, torch.float32), weight)
-        keys = _decision_keys(pot, time_steps)
-        best, idx = keys.flatten(1).max(1)
-        hw = pot.shape[-2] * pot.shape[-1]
-        win = torch.stack([idx // hw, (idx % hw) // pot.shape[-1], idx % pot.shape[-1]], 1)
-        silent = best == 0
-        win = win.masked_fill(silent[:, None], -1)
-        dec = torch.where(silent, torch.full_like(idx, -1), decision_map.to(dev)[win[:, 0].clamp_min(0)])
+        dec, win = _decide_from_pot(F.conv2d(inputs[a:b].to(dev, torch.float32), weight), dmap, time_steps)
         return dec.cpu(), win.cpu()
 
     out = batched_map(batch, len(inputs), batch_size)

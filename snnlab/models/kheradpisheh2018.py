@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import default_device
+from ..analysis import confusion_matrix
 from ..coding import Encoder, times_to_wave
 from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
@@ -298,8 +299,7 @@ def classify(train_features, train_labels, test_features, test_labels, c: float 
     ytr, yte = torch.as_tensor(train_labels).long(), torch.as_tensor(test_labels).long()
     clf = LinearSVM(c, tol=tol).fit(train_features, ytr)
     ptr, pte = clf.predict(train_features), clf.predict(test_features)
-    confusion = torch.zeros(10, 10, dtype=torch.long)
-    confusion.index_put_((yte, pte), torch.ones_like(yte), accumulate=True)
+    confusion = confusion_matrix(yte, pte, 10)
     return {
         "train_accuracy": 100 * float((ptr == ytr).double().mean()),
         "test_accuracy": 100 * float((pte == yte).double().mean()),
