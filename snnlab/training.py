@@ -7,8 +7,12 @@ three facts (see ``design.md`` section 6):
   sample's layer input (spike times, uint8) is computed once, batched;
 - *exact chunking by correction*: potentials of a chunk of samples are computed in one
   batched convolution with the chunk-start weights, and before each sample only the
-  features whose kernels changed earlier in the chunk are recomputed (conv2d on CPU is
-  batch- and feature-subset-invariant, so results are bit-identical to the plain loop);
+  features whose kernels changed earlier in the chunk are recomputed (conv2d on CPU gives
+  the same bits for any batch of two or more images and any subset of features, so results
+  are bit-identical to the plain loop; on CPU the chunk is 1 by default, as batching buys
+  nothing there);
+- *sparse competition*: only the ~1% of neurons that fire at all are looked at after one
+  pass over the last time slice, and only the winners' kernel rows are updated;
 - *final-slice inference*: weights are non-negative and spike-waves cumulative, so where
   no time-dependent competition applies a neuron "spiked at all" iff its potential on the
   last time slice exceeds the threshold: 1/T of the work.
@@ -227,7 +231,7 @@ def layer_times(input_times: torch.Tensor, weight: torch.Tensor, threshold: floa
 
 @torch.no_grad()
 def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer, rates: torch.Tensor,
-               time_steps: int, chunk: int = 32, progress: bool = False, desc: str = "STDP") -> dict:
+               time_steps: int, chunk: int | None = None, progress: bool = False, desc: str = "STDP") -> dict:
     r"""Exact (sample-by-sample) STDP training of one layer, chunked by correction.
 
     For each sample: potentials :math:`V = W \star S`, fire, (point-wise inhibition),
@@ -241,7 +245,9 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
         spec: the layer's hyper-parameters.
         rates: per-sample ``(a_plus, a_minus)``, from :func:`snnlab.learning.rate_schedule`.
         time_steps: ``T``.
-        chunk: samples per batched convolution.
+        chunk: samples per batched convolution; ``None``: 1 on CPU (where one batched
+            convolution costs as much per sample as one sample's, so the corrections would be
+            pure overhead), 32 elsewhere. At most ``F // (4k)`` either way.
         progress: show a progress bar.
 
     Returns:
@@ -257,14 +263,16 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
     dev = weight.device
     nf = weight.shape[0]
     ks = weight.shape[-2:]
+    if chunk is None:
+        chunk = 1 if dev.type == "cpu" else 32
     # each sample changes up to k kernels: past ~F/(4k) samples a chunk would recompute
     # most of the layer anyway, so larger chunks only add work
     chunk = max(1, min(chunk, nf // (4 * spec.k)))
-    all_winners = torch.full((n, spec.k, 3), -1, dtype=torch.long)
-    n_spikes = torch.zeros(n, dtype=torch.long)
-    # the reference clips every kernel at each update call: after the first one, clipping
-    # untouched kernels again is a no-op, so only the winners' rows need it
-    needs_clamp = not _in_bounds(weight, spec.lower, spec.upper)
+    all_winners = np.full((n, spec.k, 3), -1, dtype=np.int64)
+    n_spikes = np.zeros(n, dtype=np.int64)
+    # the reference clips (and we flush) every kernel at each update call: after the first
+    # one, doing so again on untouched kernels is a no-op, so only the winners' rows need it
+    first_update = True
     rates = rates.to(dev)
     bar = _progress(range(n), progress, desc=desc, unit="sample", mininterval=1.0)
     it = iter(bar)
@@ -280,21 +288,46 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
             if i and bool(changed.any()):
                 idx = changed.nonzero().flatten()
                 pot[:, idx] = F.conv2d(wave[i], weight[idx])
-            win, out_t, n_spk = compete(pot, spec, time_steps)
-            pair = stdp_pairing(tin[i:i + 1], out_t[None], win[None], ks)
-            lr = stdp_rates_for_winners(pair, win[None], rates[a + i].view(1, 2).expand(nf, 2))
-            apply_stdp(weight, win, lr[0], spec.stabilizer, spec.lower, spec.upper,
-                       clamp_all=needs_clamp, flush_below=spec.flush_below)
-            f = win[:, 0]
-            changed[f[f >= 0]] = True
-            if needs_clamp:
+            win, out_t, n_spk = _compete(pot, spec, time_steps)
+            if first_update:
+                w = torch.from_numpy(win).to(dev)
+                pair = stdp_pairing(tin[i:i + 1], out_t[None], w[None], ks)
+                lr = stdp_rates_for_winners(pair, w[None], rates[a + i].view(1, 2).expand(nf, 2))
+                apply_stdp(weight, w, lr[0], spec.stabilizer, spec.lower, spec.upper,
+                           clamp_all=True, flush_below=spec.flush_below)
                 changed[:] = True
-                needs_clamp = False
-            all_winners[a + i] = win.cpu()
+                first_update = False
+            else:
+                rows = _update_winners(weight, tin[i], out_t, win, rates[a + i], spec)
+                changed[rows] = True
+            all_winners[a + i] = win
             n_spikes[a + i] = n_spk
     if progress:
         bar.close()
-    return {"winners": all_winners, "spikes": n_spikes}
+    return {"winners": torch.from_numpy(all_winners), "spikes": torch.from_numpy(n_spikes)}
+
+
+def _update_winners(weight, tin, out_t, win, rates, spec):
+    # apply_stdp for one sample, on the winners' rows only (k-WTA gives each winner its own
+    # feature, so rows are distinct); same arithmetic, so the same bits
+    win = win[win[:, 0] >= 0]
+    if not len(win):
+        return []
+    kh, kw = weight.shape[-2:]
+    rows = torch.from_numpy(win[:, 0]).to(weight.device)
+    patches = torch.stack([tin[:, y:y + kh, x:x + kw] for _, y, x in win.tolist()])
+    t_out = out_t[rows, torch.from_numpy(win[:, 1]).to(rows.device), torch.from_numpy(win[:, 2]).to(rows.device)]
+    lr = torch.where(patches.to(torch.int16) <= t_out.view(-1, 1, 1, 1), rates[0], rates[1])
+    w = weight[rows]
+    if spec.stabilizer:
+        w += lr * ((w - spec.lower) * (spec.upper - w))
+    else:
+        w += lr
+    w.clamp_(spec.lower, spec.upper)
+    if spec.flush_below > 0:
+        w.masked_fill_(w.abs() < spec.flush_below, 0.0)
+    weight[rows] = w
+    return rows
 
 
 @torch.no_grad()
@@ -302,11 +335,12 @@ def compete(potentials: torch.Tensor, spec: StdpLayer, time_steps: int):
     r"""Fire, point-wise inhibition and k-WTA of one sample, on first-spike times.
 
     Equal, bit for bit, to ``fire`` -> :func:`~snnlab.competition.pointwise_inhibition` ->
-    :func:`~snnlab.competition.k_winners` on the full potentials, but only two passes touch
-    the :math:`T \times F \times H \times W` tensor: potentials never decrease, so a neuron's
-    first spike is :math:`t_0 = T - \#\{t : V[t] > \theta\}`, and everything after needs only
-    :math:`t_0` and :math:`V[t_0]`; point-wise inhibition leaves at most one neuron per
-    location, and the k-WTA ranking (in the reference's float arithmetic) runs on those.
+    :func:`~snnlab.competition.k_winners` on the full potentials, but only the last time slice
+    is scanned in full: potentials never decrease, so a neuron fires at all iff
+    :math:`V[T-1] > \theta`, and only those neurons (typically about 1%) are looked at further:
+    their first spike :math:`t_0 = T - \#\{t : V[t] > \theta\}` and :math:`V[t_0]`. Point-wise
+    inhibition leaves at most one of them per location, and the k-WTA ranking (in the
+    reference's float arithmetic) runs on those.
 
     Args:
         potentials: one sample's potentials (non-negative weights: non-decreasing in time).
@@ -327,50 +361,63 @@ def compete(potentials: torch.Tensor, spec: StdpLayer, time_steps: int):
         >>> win.tolist(), tout[:, 0].tolist(), n
         ([[0, 0, 1], [1, 0, 0]], [[3, 1], [2, 3]], 2)
     """
+    win, out_t, n = _compete(potentials, spec, time_steps)
+    return torch.from_numpy(win).to(potentials.device), out_t, n
+
+
+def _compete(potentials, spec, time_steps):
+    # compete() with the winners as a numpy array (the training loop's form)
     t = time_steps
     nf, h, w = potentials.shape[1:]
     dev = potentials.device
-    count = (potentials > spec.threshold).sum(0)
-    spiking = count > 0
-    t_first = t - count
-    v_first = potentials.gather(0, t_first.clamp_max(t - 1)[None])[0]
+    flat = potentials.reshape(t, -1)
+    idx = (flat[-1] > spec.threshold).nonzero().flatten()  # ascending flat (f, y, x) order
+    sub = flat.index_select(1, idx)
+    t_first = t - (sub > spec.threshold).sum(0, dtype=torch.uint8).long()
+    v_first = sub.gather(0, t_first[None])[0]
     if spec.pointwise:
         # per location: earliest spike, then highest potential then, then lowest feature
-        tf = torch.where(spiking, t_first, t)
-        keep = spiking & (tf == tf.amin(0))
-        vmax = torch.where(keep, v_first, -float("inf")).amax(0)
-        keep &= v_first == vmax
-        first = keep.to(torch.uint8).argmax(0)  # lowest feature index among ties
-        keep = torch.zeros_like(keep).scatter_(0, first[None], keep.any(0)[None])
-    else:
-        keep = spiking
-    f_idx, y_idx, x_idx = keep.nonzero(as_tuple=True)  # in flat (f, y, x) order, as the reference ranks ties
-    tf, vf = t_first[keep], v_first[keep]
-    out_t = torch.full((nf, h, w), t, dtype=torch.int16, device=dev)
-    out_t[keep] = tf.to(torch.int16)
-    # k-WTA keys in the reference's float arithmetic (see competition.winner_keys)
-    spikes = (torch.arange(t, device=dev)[:, None] >= tf[None]).to(potentials.dtype)
-    trunc = spikes * vf[None]
-    v = (trunc.max() if trunc.numel() else torch.zeros((), device=dev)) * t
-    terms = trunc + spikes * v
-    # summed step by step: torch's sum over a short inner dimension groups the terms
-    # differently than over the reference's large (T, F, H, W) tensor, which is sequential
-    keys = torch.zeros_like(vf)
-    for step in terms:
-        keys = keys + step
-    keys = keys.cpu().numpy()
-    fs, ys, xs = f_idx.cpu().numpy(), y_idx.cpu().numpy(), x_idx.cpu().numpy()
-    winners = torch.full((spec.k, 3), -1, dtype=torch.long)
+        hw = h * w
+        loc, feat = idx % hw, idx // hw
+        tmin = torch.full((hw,), t, dtype=t_first.dtype, device=dev).scatter_reduce(0, loc, t_first, "amin")
+        keep = t_first == tmin[loc]
+        vmax = torch.full((hw,), -float("inf"), device=dev).scatter_reduce(
+            0, loc, torch.where(keep, v_first, -float("inf")), "amax")
+        keep &= v_first == vmax[loc]
+        fmin = torch.full((hw,), nf, dtype=feat.dtype, device=dev).scatter_reduce(
+            0, loc, torch.where(keep, feat, nf), "amin")
+        keep &= feat == fmin[loc]
+        idx, t_first, v_first = idx[keep], t_first[keep], v_first[keep]
+    out_t = torch.full((nf * h * w,), t, dtype=torch.int16, device=dev)
+    out_t[idx] = t_first.to(torch.int16)
+    out_t = out_t.view(nf, h, w)
+    # k-WTA touches at most one neuron per location: numpy beats torch's per-op overhead
+    idx, tf, vf = idx.cpu().numpy(), t_first.cpu().numpy(), v_first.cpu().numpy()
+    return _k_winners_of(idx, tf, vf, spec, t, nf, h, w), out_t, len(idx)
+
+
+def _k_winners_of(idx, tf, vf, spec, t, nf, h, w):
+    # k-WTA on the first-spike times and potentials of the neurons that fire (flat indices in
+    # ascending order, as the reference ranks ties), in the reference's float32 arithmetic:
+    # key = V[t0] + T * max V[t0], added once per time step from t0 on, in sequence
+    # (np.add.accumulate is sequential; see competition.winner_keys)
+    winners = np.full((spec.k, 3), -1, dtype=np.int64)
+    if not len(idx):
+        return winners
+    step = vf + vf.max() * np.float32(t)
+    sums = np.add.accumulate(np.broadcast_to(step, (t, len(step))), axis=0)
+    keys = sums[t - 1 - tf, np.arange(len(step))]
+    fs, ys, xs = idx // (h * w), idx // w % h, idx % w
     for i in range(min(spec.k, nf)):
-        j = int(keys.argmax()) if keys.size else 0
-        if not keys.size or keys[j] == 0:
+        j = int(keys.argmax())
+        if keys[j] == 0:
             break
-        winners[i] = torch.tensor([fs[j], ys[j], xs[j]])
+        winners[i] = fs[j], ys[j], xs[j]
         off = fs == fs[j]
         if spec.radius > 0:
             off |= (np.abs(ys - ys[j]) <= spec.radius) & (np.abs(xs - xs[j]) <= spec.radius)
-        keys = np.where(off, 0, keys)
-    return winners.to(dev), out_t, len(tf)
+        keys[off] = 0
+    return winners
 
 
 def _in_bounds(weight, lower, upper):

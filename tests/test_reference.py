@@ -11,6 +11,7 @@ from snnlab.coding import Encoder, times_to_wave
 from snnlab.competition import k_winners, pointwise_inhibition
 from snnlab.layers import conv_potentials, fire
 from snnlab.learning import apply_stdp, spike_times_of, stdp_pairing, stdp_rates_for_winners
+from snnlab.training import StdpLayer, train_stdp
 
 REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "spyketorch_steps.pt"
 pytestmark = pytest.mark.skipif(not REF.is_file(), reason=f"reference steps not found at {REF} "
@@ -69,3 +70,21 @@ def test_layer_steps_match_reference(ref, layer):
         assert torch.equal(changed, step["changed"])
         assert torch.allclose(mine, expected, atol=1e-6, rtol=0)
         w = expected  # continue from the recorded kernels so one difference does not cascade
+
+
+@pytest.mark.parametrize("layer", ["mz1", "mz2", "kh1", "kh2"])
+def test_fast_stdp_trainer_follows_reference_over_consecutive_steps(ref, layer):
+    """The training loop of the reproductions (sparse competition, winner-row updates) run
+    over the 20 consecutive recorded samples in one call, from the recorded first kernels."""
+    params, steps = ref["params"][layer], ref["steps"][layer]
+    w = steps[0]["w_before"].clone()
+    expected = w.clone()
+    spec = StdpLayer(float(params["threshold"]), int(params["k"]), int(params["radius"]))
+    inputs = torch.stack([step["input_times"] for step in steps])
+    out = train_stdp(w, inputs, spec, torch.tensor([[0.004, -0.003]]).expand(len(steps), 2), 15)
+    for i, step in enumerate(steps):
+        winners = out["winners"][i]
+        assert torch.equal(winners[winners[:, 0] >= 0], step["winners"]), f"{layer} step {step['index']}"
+        assert int(out["spikes"][i]) == step["spikes_after_inhibition"]
+        expected[step["changed"]] = step["w_changed"]
+    assert torch.allclose(w, expected, atol=1e-6, rtol=0)

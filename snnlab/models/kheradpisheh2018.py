@@ -34,7 +34,9 @@ class Kheradpisheh2018Config:
     """Hyper-parameters of the network and protocol; defaults are the published ones.
 
     ``rate_doubling`` says which layers use the 500-sample rate doubling: the reference
-    script doubles conv1's rates only (its conv2 counter is never advanced).
+    script doubles conv1's rates only (its conv2 counter is never advanced). ``chunk`` is
+    the exact STDP trainer's batch of samples (:func:`snnlab.training.train_stdp`; ``None``:
+    per device); it does not change the result.
     """
 
     time_steps: int = 15
@@ -55,7 +57,7 @@ class Kheradpisheh2018Config:
     svm_train_samples: int = 60000
     test_samples: int = 10000
     svm_c: float = 2.4
-    chunk: int = 32
+    chunk: int | None = None
     name: str = field(default="full", compare=False)
 
     def __post_init__(self):

@@ -37,7 +37,9 @@ class Mozafari2019Config:
     ``train_samples`` and ``epochs`` are per layer (conv1, conv2, conv3).
     ``conv2_output_threshold`` is the threshold of conv2 once it is frozen (conv3's input,
     in R-STDP training and in evaluation); ``None`` (published) means ``thresholds[1]``, the
-    threshold conv2 was trained with.
+    threshold conv2 was trained with. ``chunk`` is the exact STDP trainer's batch of
+    samples (:func:`snnlab.training.train_stdp`; ``None``: per device); it does not change
+    the result.
     """
 
     time_steps: int = 15
@@ -61,7 +63,7 @@ class Mozafari2019Config:
     train_samples: tuple = (60000, 60000, 60000)
     test_samples: int = 10000
     rstdp_mode: str = "exact"
-    chunk: int = 32
+    chunk: int | None = None
     name: str = field(default="full", compare=False)
 
     def __post_init__(self):
