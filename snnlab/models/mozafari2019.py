@@ -166,6 +166,10 @@ class Mozafari2019(nn.Module):
             x = last_slice(self.conv1_input(times[a:b].to(dev)), cfg.time_steps)
             x = (F.conv2d(x, self.conv1.weight) > cfg.thresholds[0]).float()
             x = F.pad(F.max_pool2d(x, 2, 2), (1, 1, 1, 1))
+            # the 3x3/3 pooling drops conv2's last rows and columns when its size is not a
+            # multiple of 3 (14 -> 12): leave them out of the convolution (same bits elsewhere)
+            kh, kw = self.conv2.weight.shape[-2:]
+            x = x[..., :3 * ((x.shape[-2] - kh + 1) // 3) + kh - 1, :3 * ((x.shape[-1] - kw + 1) // 3) + kw - 1]
             x = (F.conv2d(x, self.conv2.weight) > cfg.frozen_conv2_threshold).float()
             return F.pad(F.max_pool2d(x, 3, 3), (2, 2, 2, 2)).to(torch.uint8).cpu()
 
