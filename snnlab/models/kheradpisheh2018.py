@@ -33,8 +33,10 @@ PAPER_ACCURACY = 98.4
 class Kheradpisheh2018Config:
     """Hyper-parameters of the network and protocol; defaults are the published ones.
 
-    ``rate_doubling`` says which layers use the 500-sample rate doubling: the reference
-    script doubles conv1's rates only (its conv2 counter is never advanced). ``chunk`` is
+    ``rate_doubling`` says which layers use the 500-sample rate doubling: both, as the
+    protocol is layer-wise (design.md section 4). The reference script doubles conv1's
+    rates only (it never advances conv2's counter); ``rate_doubling=(True, False)``
+    reproduces that (conv2 then learns at a+ = 0.004 throughout, 37x below 0.15). ``chunk`` is
     the exact STDP trainer's batch of samples (:func:`snnlab.training.train_stdp`; ``None``:
     per device); it does not change the result.
     """
@@ -49,7 +51,7 @@ class Kheradpisheh2018Config:
     max_a_plus: float = 0.15
     doubling_every: int = 500
     doubling_ratio: float = -0.75
-    rate_doubling: tuple = (True, False)
+    rate_doubling: tuple = (True, True)
     weight_mean: float = 0.8
     weight_std: float = 0.05
     epochs: tuple = (2, 20)
@@ -76,7 +78,7 @@ class Kheradpisheh2018Config:
     @classmethod
     def quick(cls, **overrides) -> "Kheradpisheh2018Config":
         """A CPU-sized preset: the published network and rules on fewer samples."""
-        base = dict(epochs=(1, 1), train_samples=(3000, 6000), rate_doubling=(True, True),
+        base = dict(epochs=(1, 1), train_samples=(3000, 6000),
                     svm_train_samples=30000, name="quick")
         base.update(overrides)
         return cls(**base)
