@@ -12,7 +12,7 @@ from snnlab.coding import times_to_wave
 from snnlab.learning import apply_stdp, rate_schedule, spike_times_of, stdp_pairing, stdp_rates_for_winners
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config
 from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
-from snnlab.training import StdpLayer, decide, inhibit_times, layer_times, pool_times, train_rstdp, train_stdp
+from snnlab.training import StdpLayer, compete, decide, inhibit_times, layer_times, pool_times, train_rstdp, train_stdp
 
 HAVE_MNIST = (data_root() / "MNIST" / "raw").is_dir()
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST not staged in data/MNIST/raw")
@@ -49,6 +49,26 @@ def test_chunked_stdp_equals_plain_loop_bit_for_bit(chunk):
     mine = w0.clone()
     train_stdp(mine, tin, spec, rates, 15, chunk=chunk)
     assert torch.equal(mine, ref)
+
+
+@pytest.mark.parametrize("pointwise", [True, False])
+def test_sparse_competition_equals_full_competition_with_ties(pointwise):
+    # weights on a coarse grid make many potentials (and k-WTA keys) exactly equal, so the
+    # tie-breaking order of fire -> point-wise inhibition -> k-WTA is exercised
+    spec = StdpLayer(threshold=2.0, k=4, radius=1, pointwise=pointwise)
+    for _ in range(30):
+        tin = rand_times(1, 3, 9, 9, p=0.4)[0]
+        w = torch.randint(0, 5, (6, 3, 3, 3), generator=g).float() / 4
+        pot = conv_potentials(times_to_wave(tin, 15), w)
+        spk, ref_pot = fire(pot, spec.threshold)
+        if pointwise:
+            ref_pot = pointwise_inhibition(ref_pot)
+            spk = ref_pot.sign()
+        ref_win = k_winners(ref_pot, spec.k, spec.radius, spk)
+        win, out_t, n = compete(pot, spec, 15)
+        assert torch.equal(win, ref_win)
+        assert torch.equal(out_t, spike_times_of(spk[None])[0])
+        assert n == int(spk[-1].sum())
 
 
 def test_rstdp_exact_chunked_equals_plain_loop_and_final_slice_shortcut():
