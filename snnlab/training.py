@@ -276,47 +276,54 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
     rates = rates.to(dev)
     bar = _progress(range(n), progress, desc=desc, unit="sample", mininterval=1.0)
     it = iter(bar)
-    for a, b in chunks(n, chunk):
-        tin = input_times[a:b].to(dev)
-        wave = times_to_wave(tin, time_steps)
-        pots = F.conv2d(wave.flatten(0, 1), weight)
-        pots = pots.view(b - a, time_steps, *pots.shape[1:])
-        changed = torch.zeros(nf, dtype=torch.bool, device=dev)
-        for i in range(b - a):
-            next(it, None)
-            pot = pots[i]
-            if i and bool(changed.any()):
-                idx = changed.nonzero().flatten()
-                pot[:, idx] = F.conv2d(wave[i], weight[idx])
-            win, out_t, n_spk = _compete(pot, spec, time_steps)
-            if first_update:
-                w = torch.from_numpy(win).to(dev)
-                pair = stdp_pairing(tin[i:i + 1], out_t[None], w[None], ks)
-                lr = stdp_rates_for_winners(pair, w[None], rates[a + i].view(1, 2).expand(nf, 2))
-                apply_stdp(weight, w, lr[0], spec.stabilizer, spec.lower, spec.upper,
-                           clamp_all=True, flush_below=spec.flush_below)
-                changed[:] = True
-                first_update = False
-            else:
-                rows = _update_winners(weight, tin[i], out_t, win, rates[a + i], spec)
-                changed[rows] = True
-            all_winners[a + i] = win
-            n_spikes[a + i] = n_spk
+    # spike-waves are built for blocks of samples: one sample's call costs mostly overhead
+    block = chunk * -(-64 // chunk)
+    for a0, b0 in chunks(n, block):
+        tin_block = input_times[a0:b0].to(dev)
+        wave_block = times_to_wave(tin_block, time_steps)
+        for a, b in chunks(b0 - a0, chunk):
+            tin, wave = tin_block[a:b], wave_block[a:b]
+            pots = F.conv2d(wave.flatten(0, 1), weight)
+            pots = pots.view(b - a, time_steps, *pots.shape[1:])
+            changed = torch.zeros(nf, dtype=torch.bool, device=dev)
+            for i in range(b - a):
+                s = a0 + a + i
+                next(it, None)
+                pot = pots[i]
+                if i and bool(changed.any()):
+                    idx = changed.nonzero().flatten()
+                    pot[:, idx] = F.conv2d(wave[i], weight[idx])
+                win, out_t, n_spk, t_win = _compete(pot, spec, time_steps)
+                if first_update:
+                    w = torch.from_numpy(win).to(dev)
+                    pair = stdp_pairing(tin[i:i + 1], out_t[None], w[None], ks)
+                    lr = stdp_rates_for_winners(pair, w[None], rates[s].view(1, 2).expand(nf, 2))
+                    apply_stdp(weight, w, lr[0], spec.stabilizer, spec.lower, spec.upper,
+                               clamp_all=True, flush_below=spec.flush_below)
+                    changed[:] = True
+                    first_update = False
+                else:
+                    rows = _update_winners(weight, tin[i], win, t_win, rates[s], spec)
+                    changed[rows] = True
+                all_winners[s] = win
+                n_spikes[s] = n_spk
     if progress:
         bar.close()
     return {"winners": torch.from_numpy(all_winners), "spikes": torch.from_numpy(n_spikes)}
 
 
-def _update_winners(weight, tin, out_t, win, rates, spec):
+def _update_winners(weight, tin, win, t_win, rates, spec):
     # apply_stdp for one sample, on the winners' rows only (k-WTA gives each winner its own
-    # feature, so rows are distinct); same arithmetic, so the same bits
-    win = win[win[:, 0] >= 0]
+    # feature, so rows are distinct); same arithmetic, so the same bits. t_win: the winners'
+    # output spike times
+    valid = win[:, 0] >= 0
+    win, t_win = win[valid], t_win[valid]
     if not len(win):
         return []
     kh, kw = weight.shape[-2:]
     rows = torch.from_numpy(win[:, 0]).to(weight.device)
     patches = torch.stack([tin[:, y:y + kh, x:x + kw] for _, y, x in win.tolist()])
-    t_out = out_t[rows, torch.from_numpy(win[:, 1]).to(rows.device), torch.from_numpy(win[:, 2]).to(rows.device)]
+    t_out = torch.from_numpy(t_win.astype(np.int16)).to(weight.device)
     lr = torch.where(patches.to(torch.int16) <= t_out.view(-1, 1, 1, 1), rates[0], rates[1])
     w = weight[rows]
     if spec.stabilizer:
@@ -361,12 +368,13 @@ def compete(potentials: torch.Tensor, spec: StdpLayer, time_steps: int):
         >>> win.tolist(), tout[:, 0].tolist(), n
         ([[0, 0, 1], [1, 0, 0]], [[3, 1], [2, 3]], 2)
     """
-    win, out_t, n = _compete(potentials, spec, time_steps)
+    win, out_t, n, _ = _compete(potentials, spec, time_steps)
     return torch.from_numpy(win).to(potentials.device), out_t, n
 
 
 def _compete(potentials, spec, time_steps):
-    # compete() with the winners as a numpy array (the training loop's form)
+    # compete() with the winners as a numpy array (the training loop's form), and their
+    # output spike times
     t = time_steps
     nf, h, w = potentials.shape[1:]
     dev = potentials.device
@@ -393,7 +401,8 @@ def _compete(potentials, spec, time_steps):
     out_t = out_t.view(nf, h, w)
     # k-WTA touches at most one neuron per location: numpy beats torch's per-op overhead
     idx, tf, vf = idx.cpu().numpy(), t_first.cpu().numpy(), v_first.cpu().numpy()
-    return _k_winners_of(idx, tf, vf, spec, t, nf, h, w), out_t, len(idx)
+    winners, t_win = _k_winners_of(idx, tf, vf, spec, t, nf, h, w)
+    return winners, out_t, len(idx), t_win
 
 
 def _k_winners_of(idx, tf, vf, spec, t, nf, h, w):
@@ -402,8 +411,9 @@ def _k_winners_of(idx, tf, vf, spec, t, nf, h, w):
     # key = V[t0] + T * max V[t0], added once per time step from t0 on, in sequence
     # (np.add.accumulate is sequential; see competition.winner_keys)
     winners = np.full((spec.k, 3), -1, dtype=np.int64)
+    t_win = np.full(spec.k, t, dtype=np.int64)
     if not len(idx):
-        return winners
+        return winners, t_win
     step = vf + vf.max() * np.float32(t)
     sums = np.add.accumulate(np.broadcast_to(step, (t, len(step))), axis=0)
     keys = sums[t - 1 - tf, np.arange(len(step))]
@@ -413,11 +423,12 @@ def _k_winners_of(idx, tf, vf, spec, t, nf, h, w):
         if keys[j] == 0:
             break
         winners[i] = fs[j], ys[j], xs[j]
+        t_win[i] = tf[j]
         off = fs == fs[j]
         if spec.radius > 0:
             off |= (np.abs(ys - ys[j]) <= spec.radius) & (np.abs(xs - xs[j]) <= spec.radius)
         keys[off] = 0
-    return winners
+    return winners, t_win
 
 
 def _in_bounds(weight, lower, upper):
