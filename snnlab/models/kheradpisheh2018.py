@@ -21,7 +21,7 @@ from ..coding import Encoder, times_to_wave
 from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
 from ..runs import PhaseTimer, Run
-from ..training import StdpLayer, batched_map, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
+from ..training import StdpLayer, batch_for, batched_map, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
 
 __all__ = ["Kheradpisheh2018Config", "Kheradpisheh2018", "LinearSVM", "fit_svm", "train_layers", "classify",
            "reproduce", "PAPER_ACCURACY"]
@@ -128,7 +128,7 @@ class Kheradpisheh2018(nn.Module):
         return inhibit_times(pad_times(pool_times(out, 2, 2, 1), 1, t), t)
 
     @torch.no_grad()
-    def forward(self, times: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    def forward(self, times: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Binary features ``(B, 12150)`` (final-slice inference, no inhibition)."""
         cfg = self.config
         dev = self.conv1.weight.device
@@ -140,7 +140,7 @@ class Kheradpisheh2018(nn.Module):
             x = (F.conv2d(x, self.conv2.weight) > cfg.thresholds[1]).float()
             return F.max_pool2d(x, 2, 2, 1).flatten(1).to(torch.uint8).cpu()
 
-        out = batched_map(batch, len(times), batch_size)
+        out = batched_map(batch, len(times), batch_for(dev, batch_size, 128))
         return torch.cat(out) if out else torch.empty(0, 0, dtype=torch.uint8)
 
     @torch.no_grad()

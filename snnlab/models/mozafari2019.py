@@ -22,7 +22,7 @@ from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
 from ..learning import adaptive_rstdp_rates
 from ..runs import PhaseTimer, Run
-from ..training import StdpLayer, batched_map, chunks, decide, last_slice, layer_times, pad_times, pool_times, stdp_epochs, train_rstdp
+from ..training import StdpLayer, batch_for, batched_map, chunks, decide, last_slice, layer_times, pad_times, pool_times, stdp_epochs, train_rstdp
 
 __all__ = ["Mozafari2019Config", "Mozafari2019", "reproduce", "PAPER_ACCURACY", "REFERENCE_ACCURACY"]
 
@@ -153,7 +153,7 @@ class Mozafari2019(nn.Module):
                           batch_size, progress, desc="conv1 -> conv2 input")
         return pad_times(pool_times(out, 2, 2), 1, t)
 
-    def conv3_input(self, times: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    def conv3_input(self, times: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Final-slice input of conv3 ("spiked at all"), ``(B, 250, 8, 8)`` uint8 (0/1).
 
         Final-slice computation: potentials never decrease, so the last time slice decides
@@ -173,7 +173,7 @@ class Mozafari2019(nn.Module):
             x = (F.conv2d(x, self.conv2.weight) > cfg.frozen_conv2_threshold).float()
             return F.pad(F.max_pool2d(x, 3, 3), (2, 2, 2, 2)).to(torch.uint8).cpu()
 
-        out = batched_map(batch, len(times), batch_size)
+        out = batched_map(batch, len(times), batch_for(dev, batch_size, 128))
         return torch.cat(out) if out else torch.empty(0, self.conv2.weight.shape[0], 8, 8, dtype=torch.uint8)
 
     @torch.no_grad()
