@@ -138,7 +138,7 @@ def batched_map(fn, n: int, batch_size: int, progress: bool = False, desc: str =
 
 
 def batch_for(device, batch_size: int | None, cpu: int) -> int:
-    """Inference batch size: ``batch_size``, or for ``None`` the default of ``device``.
+    r"""Inference batch size: ``batch_size``, or for ``None`` the default of ``device``.
 
     :math:`b = b_{cpu}` on a CPU, :math:`16\,b_{cpu}` elsewhere. On CPU, inference is
     fastest on cache-sized batches (measured optima 128-256 samples, up to 2x faster than 512).
