@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .coding import times_to_wave
-from .learning import apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_rates_for_winners
+from .learning import _stabilise, apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_rates_for_winners
 
 __all__ = [
     "StdpLayer",
@@ -350,10 +350,7 @@ def _update_winners(weight, tin, win, t_win, rates, spec):
     t_out = torch.from_numpy(t_win.astype(np.int16)).to(weight.device)
     lr = torch.where(patches.to(torch.int16) <= t_out.view(-1, 1, 1, 1), rates[0], rates[1])
     w = weight[rows]
-    if spec.stabilizer:
-        w += lr * ((w - spec.lower) * (spec.upper - w))
-    else:
-        w += lr
+    w += lr * _stabilise(w, spec.stabilizer, spec.lower, spec.upper)
     w.clamp_(spec.lower, spec.upper)
     if spec.flush_below > 0:
         w.masked_fill_(w.abs() < spec.flush_below, 0.0)
