@@ -18,7 +18,7 @@ import torch
 from . import __version__
 from .training import atomic_save
 
-__all__ = ["Run", "check_writable", "PhaseTimer"]
+__all__ = ["Run", "check_writable", "check_epochs_extension", "PhaseTimer"]
 
 
 def check_writable(out) -> Path:
@@ -32,6 +32,39 @@ def check_writable(out) -> Path:
     except OSError as err:
         raise ValueError(f"out: cannot write to {out} ({err.strerror or err})") from None
     return out
+
+
+def check_epochs_extension(old, new, done) -> None:
+    """Check that a resumed run may use epochs ``new`` instead of the checkpoint's ``old``.
+
+    Continuing then gives exactly the weights of an uninterrupted run with ``new``: layers
+    whose successors have started training keep their epochs, the others need at least the
+    epochs already done.
+
+    Args:
+        old, new: epochs per layer; ``done``: epochs finished per layer.
+
+    Raises:
+        ValueError: naming the layer whose epochs cannot change.
+
+    Example:
+        >>> check_epochs_extension((2, 4, 20), (2, 4, 680), [2, 4, 20])  # more R-STDP epochs
+        >>> check_epochs_extension((2, 4, 20), (2, 8, 680), [2, 4, 20])
+        Traceback (most recent call last):
+        ...
+        ValueError: epochs: layer 2 already trained for 4 epochs before layer 3 started; resume with 4 epochs there, got 8
+    """
+    old, new = tuple(old), tuple(new)
+    if len(old) != len(new):
+        raise ValueError(f"epochs: expected {len(old)} values as in the checkpoint, got {len(new)}")
+    started = [i for i, d in enumerate(done) if d > 0]
+    last = started[-1] if started else 0
+    for i, (o, n, d) in enumerate(zip(old, new, done)):
+        if i < last and o != n:
+            raise ValueError(f"epochs: layer {i + 1} already trained for {o} epochs before layer {last + 1} "
+                             f"started; resume with {o} epochs there, got {n}")
+        if n < d:
+            raise ValueError(f"epochs: layer {i + 1} has {d} epochs done; resume with at least {d}, got {n}")
 
 
 class PhaseTimer:
@@ -89,13 +122,19 @@ class Run:
         """Load ``net``'s weights and the protocol state from the checkpoint, if any.
 
         Returns the saved state, or ``fresh`` when there is no checkpoint; a checkpoint of
-        another config or seed raises ``ValueError`` rather than mixing two runs.
+        another config or seed raises ``ValueError`` rather than mixing two runs. The one
+        change allowed is ``epochs`` of layers not yet followed by a trained layer (see
+        :func:`check_epochs_extension`), so a run can be extended, e.g. more R-STDP epochs.
         """
         ck = self.load_checkpoint()
         if ck is None:
             return fresh
-        if ck["config"] != dataclasses.asdict(config) or ck["seed"] != seed:
+        new = dataclasses.asdict(config)
+        old = ck["config"]
+        if {k: v for k, v in old.items() if k != "epochs"} != {k: v for k, v in new.items() if k != "epochs"} \
+                or ck["seed"] != seed:
             raise ValueError(f"resume: the checkpoint in {self.out} was made with another config or seed")
+        check_epochs_extension(old["epochs"], new["epochs"], ck["state"]["done"])
         net.load_state_dict(ck["model"])
         log(f"resuming from {self.ckpt}: epochs done per layer {ck['state']['done']}")
         return ck["state"]

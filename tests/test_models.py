@@ -247,6 +247,26 @@ def test_mozafari_resume_after_interruption_gives_identical_weights(tmp_path, mo
 
 
 @needs_mnist
+def test_mozafari_resume_with_more_rstdp_epochs_equals_the_longer_run(tmp_path):
+    from snnlab.models import mozafari2019 as mz
+
+    quiet = dict(device="cpu", seed=5, progress=False, log=lambda m: None)
+    longer = mz.reproduce(mz.Mozafari2019Config(**TINY_MZ), tmp_path / "long", **quiet)
+    short = dict(TINY_MZ, epochs=(1, 1, 1))
+    mz.reproduce(mz.Mozafari2019Config(**short), tmp_path / "ext", **quiet)
+    with pytest.raises(ValueError, match="layer 2 already trained for 1 epochs"):
+        mz.reproduce(mz.Mozafari2019Config(**dict(TINY_MZ, epochs=(1, 2, 2))), tmp_path / "ext", resume=True, **quiet)
+    with pytest.raises(ValueError, match="another config"):
+        mz.reproduce(mz.Mozafari2019Config(**dict(short, test_samples=100)), tmp_path / "ext", resume=True, **quiet)
+    extended = mz.reproduce(mz.Mozafari2019Config(**TINY_MZ), tmp_path / "ext", resume=True, **quiet)
+    a = io.load_model(tmp_path / "long" / "weights.pt").state_dict()
+    b = io.load_model(tmp_path / "ext" / "weights.pt").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
+    assert strip(extended["history"]) == strip(longer["history"]) and len(longer["history"]) == 2
+
+
+@needs_mnist
 def test_kheradpisheh_reproduce_tiny(tmp_path):
     from snnlab.models import kheradpisheh2018 as kh
 
