@@ -55,23 +55,34 @@ def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Te
     b = xb.shape[0]
     flat = xb.reshape(b, -1)
     n = flat.shape[1]
+    nnz = (flat != 0).sum(1, keepdim=True)
     if flat.dtype == torch.float32:
-        # finite floats >= 0 order like their int32 bit patterns, and int32 sorts faster;
-        # negatives land after every non-negative value either way and never spike
-        bits, order = torch.sort(flat.view(torch.int32), dim=1, descending=True, stable=True)
-        values = bits.view(torch.float32)
+        # Zeros never spike and sort after every positive value, so only the non-zero values
+        # are sorted, packed to the left of each row in index order (a stable sort then keeps
+        # the tie order), with INT32_MIN (-0.0, never "non-zero") as padding at the end.
+        # Finite floats >= 0 order like their int32 bit patterns, and int32 sorts faster;
+        # negatives sort after the positives either way and never spike.
+        rows, cols = flat.nonzero(as_tuple=True)
+        width = max(int(nnz.max()) if b else 0, 1)
+        pos = torch.arange(len(rows), device=xb.device) - (nnz.view(-1).cumsum(0) - nnz.view(-1))[rows]
+        packed = torch.full((b, width), -2 ** 31, dtype=torch.int32, device=xb.device)
+        packed[rows, pos] = flat.view(torch.int32)[rows, cols]
+        col_of = torch.full((b, width), n, dtype=torch.int64, device=xb.device)  # n: a dummy column
+        col_of[rows, pos] = cols
+        bits, order = torch.sort(packed, dim=1, descending=True, stable=True)
+        values, order = bits.view(torch.float32), col_of.gather(1, order)
     else:
         values, order = torch.sort(flat, dim=1, descending=True, stable=True)
-    nnz = (flat != 0).sum(1, keepdim=True)
     bin_size = torch.clamp(nnz // time_steps, min=1)
     limit = torch.where(nnz >= time_steps, bin_size * time_steps, nnz)
-    rank = torch.arange(n, device=xb.device).unsqueeze(0)
+    rank = torch.arange(values.shape[1], device=xb.device).unsqueeze(0)
     # only positive values can spike (the reference spikes on the sign of the binned value)
     spikes = (rank < limit) & (values > 0)
     # rank // bin_size in float32: exact for ranks below 2**24, and much faster than int64
     bins = torch.floor(rank.float() / bin_size.float()).clamp_max_(time_steps).to(torch.uint8)
     t_sorted = torch.where(spikes, bins, torch.tensor(time_steps, dtype=torch.uint8, device=xb.device))
-    times = torch.empty_like(t_sorted).scatter_(1, order, t_sorted).reshape(xb.shape)
+    times = torch.full((b, n + 1), time_steps, dtype=torch.uint8, device=xb.device)
+    times = times.scatter_(1, order, t_sorted)[:, :n].reshape(xb.shape)
     return times[0] if single else times
 
 
