@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     r.add_argument("--seed", type=int, default=1, help="seed of the initial weights (default 1)")
     r.add_argument("--out", default=None, help="output folder (default runs/MODEL[-quick])")
-    r.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --out (--epochs may grow for layers not yet followed by a trained one)")
     r.add_argument("--epochs", type=_ints, help="epochs per layer, comma-separated (e.g. 2,4,680)")
     r.add_argument("--train-samples", type=_ints, help="training samples per layer, comma-separated")
     r.add_argument("--test-samples", type=int, help="test samples (at most 10000)")
