@@ -115,6 +115,19 @@ class Run:
         except Exception as err:  # a checkpoint we cannot read must not silently restart
             raise ValueError(f"resume: checkpoint {self.ckpt} is unreadable ({err}); delete it to start over") from None
 
+    def check_resume(self, config, seed: int) -> None:
+        """Raise ``ValueError`` now if the checkpoint (if any) cannot continue with ``config`` and ``seed``."""
+        ck = self.load_checkpoint()
+        if ck is not None:
+            self._check_compatible(ck, config, seed)
+
+    def _check_compatible(self, ck, config, seed):
+        new, old = dataclasses.asdict(config), ck["config"]
+        if {k: v for k, v in old.items() if k != "epochs"} != {k: v for k, v in new.items() if k != "epochs"} \
+                or ck["seed"] != seed:
+            raise ValueError(f"resume: the checkpoint in {self.out} was made with another config or seed")
+        check_epochs_extension(old["epochs"], new["epochs"], ck["state"]["done"])
+
     def save_checkpoint(self, state: dict) -> None:
         atomic_save(state, self.ckpt)
 
@@ -129,12 +142,7 @@ class Run:
         ck = self.load_checkpoint()
         if ck is None:
             return fresh
-        new = dataclasses.asdict(config)
-        old = ck["config"]
-        if {k: v for k, v in old.items() if k != "epochs"} != {k: v for k, v in new.items() if k != "epochs"} \
-                or ck["seed"] != seed:
-            raise ValueError(f"resume: the checkpoint in {self.out} was made with another config or seed")
-        check_epochs_extension(old["epochs"], new["epochs"], ck["state"]["done"])
+        self._check_compatible(ck, config, seed)
         net.load_state_dict(ck["model"])
         log(f"resuming from {self.ckpt}: epochs done per layer {ck['state']['done']}")
         return ck["state"]

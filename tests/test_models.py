@@ -247,7 +247,7 @@ def test_mozafari_resume_after_interruption_gives_identical_weights(tmp_path, mo
 
 
 @needs_mnist
-def test_mozafari_resume_with_more_rstdp_epochs_equals_the_longer_run(tmp_path):
+def test_mozafari_resume_with_more_rstdp_epochs_equals_the_longer_run(tmp_path, capsys):
     from snnlab.models import mozafari2019 as mz
 
     quiet = dict(device="cpu", seed=5, progress=False, log=lambda m: None)
@@ -258,6 +258,10 @@ def test_mozafari_resume_with_more_rstdp_epochs_equals_the_longer_run(tmp_path):
         mz.reproduce(mz.Mozafari2019Config(**dict(TINY_MZ, epochs=(1, 2, 2))), tmp_path / "ext", resume=True, **quiet)
     with pytest.raises(ValueError, match="another config"):
         mz.reproduce(mz.Mozafari2019Config(**dict(short, test_samples=100)), tmp_path / "ext", resume=True, **quiet)
+    with pytest.raises(SystemExit) as err:  # the CLI refuses before any work, in one line
+        cli.main(["reproduce", "mozafari2019", "--out", str(tmp_path / "ext"), "--resume"])
+    assert err.value.code == 2
+    assert "another config" in capsys.readouterr().err
     extended = mz.reproduce(mz.Mozafari2019Config(**TINY_MZ), tmp_path / "ext", resume=True, **quiet)
     a = io.load_model(tmp_path / "long" / "weights.pt").state_dict()
     b = io.load_model(tmp_path / "ext" / "weights.pt").state_dict()
