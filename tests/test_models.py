@@ -24,7 +24,7 @@ def rand_times(n, c, h, w, t=15, p=0.25):
     return times.masked_fill(torch.rand(n, c, h, w, generator=g) > p, t).to(torch.uint8)
 
 
-def plain_stdp_loop(w, tin, spec, rates, t):
+def plain_stdp_loop(w, tin, spec, rates, t, winners=None):
     """The straightforward one-sample-at-a-time loop (what the reference does)."""
     for i in range(len(tin)):
         wave = times_to_wave(tin[i], t)
@@ -33,6 +33,8 @@ def plain_stdp_loop(w, tin, spec, rates, t):
             pot = pointwise_inhibition(pot)
             spk = pot.sign()
         win = k_winners(pot, spec.k, spec.radius, spk)
+        if winners is not None:
+            winners.append(win)
         pair = stdp_pairing(tin[i:i + 1], spike_times_of(spk[None]), win[None], w.shape[-2:])
         lr = stdp_rates_for_winners(pair, win[None], rates[i].expand(w.shape[0], 2))
         apply_stdp(w, win, lr[0], spec.stabilizer, spec.lower, spec.upper, flush_below=spec.flush_below)
@@ -49,6 +51,25 @@ def test_chunked_stdp_equals_plain_loop_bit_for_bit(chunk):
     mine = w0.clone()
     train_stdp(mine, tin, spec, rates, 15, chunk=chunk)
     assert torch.equal(mine, ref)
+
+
+def test_stdp_on_a_cropped_window_keeps_winner_positions():
+    # input spikes in a different off-centre window per sample: the trainer convolves only the
+    # box of neurons that can fire, so winners must be mapped back to map coordinates
+    tin = torch.full((30, 3, 14, 14), 15, dtype=torch.uint8)
+    for i in range(30):
+        y, x = (i * 5) % 9, (i * 3) % 8
+        tin[i, :, y:y + 5, x:x + 6] = rand_times(1, 3, 5, 6, p=0.6)[0]
+    w0 = torch.empty(12, 3, 3, 3).normal_(0.8, 0.05, generator=g)
+    spec = StdpLayer(threshold=5.0, k=2, radius=1)
+    rates, _ = rate_schedule(30, 0.05, every=10, a_minus=-0.04)
+    winners = []
+    ref = plain_stdp_loop(w0.clone(), tin, spec, rates, 15, winners)
+    mine = w0.clone()
+    out = train_stdp(mine, tin, spec, rates, 15, chunk=1)
+    assert torch.equal(out["winners"], torch.stack(winners))
+    assert torch.equal(mine, ref)
+    assert (out["winners"][:, 0, 1] > 2).any() and (out["winners"][:, 0, 2] > 2).any()
 
 
 @pytest.mark.parametrize("pointwise", [True, False])
