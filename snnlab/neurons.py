@@ -37,6 +37,8 @@ class LIFParams:
         v_reset: potential after a spike in mV; ``None`` means ``EL``.
         t_ref: refractory period in ms during which ``V`` is held at ``v_reset``.
         dt: integration step in ms.
+        v_min: lower bound of ``V`` in mV (``None``: unbounded). Kulkarni & Rajendran's code
+            clamps ``V`` at ``EL``, so inhibition cannot hyperpolarise a neuron below rest.
 
     Shape:
         - scalars only.
@@ -54,6 +56,7 @@ class LIFParams:
     v_reset: float | None = None
     t_ref: float = 3.0
     dt: float = 0.1
+    v_min: float | None = None
 
     def __post_init__(self):
         for name in ("C", "gL", "dt"):
@@ -68,6 +71,9 @@ class LIFParams:
             raise ValueError(f"t_ref: expected a number >= 0 (ms), got {self.t_ref!r}")
         if self.VT <= self.reset:
             raise ValueError(f"VT: expected a threshold above the reset potential {self.reset} mV, got {self.VT}")
+        if self.v_min is not None and (isinstance(self.v_min, bool) or not isinstance(self.v_min, (int, float))
+                                       or not self.v_min < self.VT):
+            raise ValueError(f"v_min: expected None or a number below VT = {self.VT} mV, got {self.v_min!r}")
 
     @property
     def reset(self) -> float:
@@ -203,6 +209,8 @@ def lif_step(v: torch.Tensor, ref: torch.Tensor, current: torch.Tensor,
         dv = 0.5 * a * (k1 + k2)
     active = ref <= 0
     v = torch.where(active, v + dv, torch.full_like(v, p.reset))
+    if p.v_min is not None:
+        v = v.clamp_min(p.v_min)
     ref = (ref - 1).clamp_(min=0)
     spikes = v >= p.VT
     v = torch.where(spikes, torch.full_like(v, p.reset), v)

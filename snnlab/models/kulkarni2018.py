@@ -83,10 +83,15 @@ class Kulkarni2018Config:
         variant: ``"original"`` (spikes convolved at every step) or ``"fast"``.
         fast_tau, fast_scale: decay (ms) and gain (pA per unit feature) of the fast variant.
         tau, tau_s: synaptic kernel time constants (ms).
-        lateral_nS, lateral_drive_mV: lateral inhibition weight (-1 nS) times a driving force
-            turning it into pA per unit trace (our reading; the paper gives only the nS).
+        lateral_pA: lateral inhibition between outputs, pA per unit trace (-1e-9 A in the
+            authors' code; the paper says -1 nS).
+        clamp_at_rest: hold every membrane potential at or above ``EL`` (the authors' code).
         target_start, target_period: desired spike train of the correct output (ms).
-        lr: NormAD step (pA per normalised update); batch_size: images per summed update.
+        normad_tau: time constant (ms) of the membrane filter in NormAD's ``d(t)`` (1 ms in the
+            authors' code, not the 10 ms membrane constant).
+        lr: NormAD step (pA per normalised update, 200 in the authors' code);
+            ``lr_halve_every``: epochs between halvings of it, at most ``lr_halvings`` times
+            (3 and 6: r, r/2, ..., r/64 over 20 epochs); batch_size: images per summed update.
         epochs, n_train, n_test: protocol (20 epochs on 60k/10k).
         hidden_batch: images per batch when computing hidden spikes.
 
@@ -95,8 +100,8 @@ class Kulkarni2018Config:
 
     Example:
         >>> cfg = Kulkarni2018Config()
-        >>> cfg.n_steps, cfg.epochs, Kulkarni2018Config.quick().variant
-        (1000, 20, 'fast')
+        >>> cfg.n_steps, cfg.epochs, cfg.lr_at(19), Kulkarni2018Config.quick().variant
+        (1000, 20, 3.125, 'original')
     """
 
     C: float = 300.0
@@ -121,11 +126,14 @@ class Kulkarni2018Config:
     fast_scale: float = 60000.0
     tau: float = 5.0
     tau_s: float = 1.25
-    lateral_nS: float = -1.0
-    lateral_drive_mV: float = 90.0
+    lateral_pA: float = -1000.0
+    clamp_at_rest: bool = True
     target_start: float = 10.0
     target_period: float = 3.5
-    lr: float = 1000.0
+    normad_tau: float = 1.0
+    lr: float = 200.0
+    lr_halve_every: int = 3
+    lr_halvings: int = 6
     batch_size: int = 16
     epochs: int = 20
     n_train: int = 60000
@@ -143,11 +151,13 @@ class Kulkarni2018Config:
                     raise TypeError(f"{f.name}: expected an int, got {v!r}")
                 if v < 1:
                     raise ValueError(f"{f.name}: expected an int >= 1, got {v}")
+        if not isinstance(self.clamp_at_rest, bool):
+            raise TypeError(f"clamp_at_rest: expected a bool, got {self.clamp_at_rest!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant: expected one of {VARIANTS}, got {self.variant!r}")
         if self.method not in ("euler", "rk2"):
             raise ValueError(f"method: expected 'euler' or 'rk2', got {self.method!r}")
-        for name in ("tau", "tau_s", "fast_tau", "dt", "C", "gL", "lr"):
+        for name in ("tau", "tau_s", "fast_tau", "dt", "C", "gL", "lr", "normad_tau"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive number, got {getattr(self, name)}")
         if self.tau_s >= self.tau:
@@ -160,9 +170,9 @@ class Kulkarni2018Config:
 
     @classmethod
     def quick(cls, **overrides) -> "Kulkarni2018Config":
-        """CPU/CI preset: fast variant, 2000 train / 1000 test images, 3 epochs, 6000 CNN images.
+        """CPU/CI preset: 2000 train / 1000 test images, 6 epochs (step halved every 2), 6000 CNN images.
 
-        Math: same model; only the data and epoch counts shrink.
+        Math: the published model and rule; only the data, the epochs and the step schedule shrink.
 
         Args:
             overrides: any field to change.
@@ -174,20 +184,19 @@ class Kulkarni2018Config:
             >>> Kulkarni2018Config.quick(epochs=2).epochs
             2
         """
-        base = dict(variant="fast", n_train=2000, n_test=1000, epochs=3, cnn_samples=6000,
-                    hidden_batch=128)
+        base = dict(n_train=2000, n_test=1000, epochs=6, lr_halve_every=2, cnn_samples=6000, hidden_batch=128)
         base.update(overrides)
         return cls(**base)
 
     @property
     def lif(self) -> LIFParams:
         """The :class:`~snnlab.neurons.LIFParams` of every layer."""
-        return LIFParams(C=self.C, gL=self.gL, EL=self.EL, VT=self.VT, t_ref=self.t_ref, dt=self.dt)
+        return LIFParams(C=self.C, gL=self.gL, EL=self.EL, VT=self.VT, t_ref=self.t_ref, dt=self.dt,
+                         v_min=self.EL if self.clamp_at_rest else None)
 
-    @property
-    def lateral_pA(self) -> float:
-        """Lateral inhibition in pA per unit trace: ``lateral_nS * lateral_drive_mV``."""
-        return self.lateral_nS * self.lateral_drive_mV
+    def lr_at(self, epoch: int) -> float:
+        """NormAD step of epoch ``epoch`` (0-based): ``lr / 2**min(epoch // lr_halve_every, lr_halvings)``."""
+        return self.lr / 2 ** min(epoch // self.lr_halve_every, self.lr_halvings)
 
 
 def _cfg(config):
@@ -282,8 +291,8 @@ def synaptic_kernel(config: Kulkarni2018Config | None = None, n_steps: int | Non
 def normad_kernel(config: Kulkarni2018Config | None = None) -> torch.Tensor:
     """Synaptic kernel filtered by the membrane impulse response (NormAD's ``d(t)`` kernel).
 
-    Math: ``g = k * h``, ``h(n) = exp(-n dt / tau_m)`` (discrete causal convolution; the scale
-    cancels in NormAD's normalisation).
+    Math: ``g = k * h``, ``h(n) = exp(-n dt / normad_tau)`` (discrete causal convolution; the
+    scale cancels in NormAD's normalisation).
 
     Args:
         config: constants.
@@ -298,7 +307,7 @@ def normad_kernel(config: Kulkarni2018Config | None = None) -> torch.Tensor:
     """
     cfg = _cfg(config)
     k = synaptic_kernel(cfg).numpy()
-    h = np.exp(-np.arange(cfg.n_steps) * cfg.dt / cfg.lif.tau_m)
+    h = np.exp(-np.arange(cfg.n_steps) * cfg.dt / cfg.normad_tau)
     return torch.from_numpy(np.convolve(k, h)[: cfg.n_steps] * cfg.dt)
 
 
@@ -817,7 +826,8 @@ def evaluate(hidden: HiddenEvents, weights: torch.Tensor, config: Kulkarni2018Co
 
 def _config_key(cfg):
     d = asdict(cfg)
-    for k in ("lr", "batch_size", "epochs"):
+    # fields of the output layer and its training only: the kernels and hidden events stay valid
+    for k in ("lr", "lr_halve_every", "lr_halvings", "batch_size", "epochs", "lateral_pA", "normad_tau"):
         d.pop(k)
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -977,6 +987,7 @@ def _train(cfg, dev, gen, state, h_train, h_test, ck_path, seed, progress):
         epochs = tqdm(epochs, desc="NormAD epochs", initial=start_epoch, total=cfg.epochs)
     for ep in epochs:
         t0 = time.perf_counter()
+        lr = cfg.lr_at(ep)
         perm = torch.randperm(len(h_train), generator=gen).tolist()
         correct = 0
         for i in range(0, len(perm), cfg.batch_size):
@@ -985,14 +996,14 @@ def _train(cfg, dev, gen, state, h_train, h_test, ck_path, seed, progress):
             labels = h_train.labels[idx]
             outs, cur = output_layer(ev, len(idx), W, cfg)
             correct += int((_predict(outs, cur).cpu() == labels).sum())
-            W += cfg.lr * normad_update(ev, len(idx), outs, labels.to(dev), cfg, g)
+            W += lr * normad_update(ev, len(idx), outs, labels.to(dev), cfg, g)
         tr_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         test_acc = evaluate(h_test, W, cfg)
         ev_s = time.perf_counter() - t0
         t_train += tr_s
         t_eval += ev_s
-        history.append({"epoch": ep + 1, "train_acc": 100.0 * correct / len(perm), "test_acc": test_acc,
+        history.append({"epoch": ep + 1, "lr": lr, "train_acc": 100.0 * correct / len(perm), "test_acc": test_acc,
                         "train_s": tr_s, "eval_s": ev_s})
         if progress:
             epochs.set_postfix(train=f"{history[-1]['train_acc']:.1f}", test=f"{test_acc:.1f}")
