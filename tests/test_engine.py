@@ -124,6 +124,20 @@ def test_intensity_to_latency_bins_and_ties():
     assert t.tolist() == [[[0, 1, 2, 3], [2, 3, 1, 0]]]
 
 
+def test_intensity_to_latency_packed_float32_path_equals_plain_sort():
+    # float32 input sorts only the non-zero values (packed per row); float64 takes the plain
+    # stable sort of whole rows: both must agree, ties, negatives, -0.0 and blank rows included
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 6, (6, 3, 5, 5), generator=gen).float()
+    x[x == 1] = 0.0
+    x[0, 0, :2] = -2.0
+    x[1, 1, 1] = -0.0
+    x[2] = 0.0
+    x[3, :, :, 1:] = 0.0  # a sparse row: much shorter than the others once packed
+    for t in (1, 4, 15):
+        assert torch.equal(intensity_to_latency(x, t), intensity_to_latency(x.double(), t))
+
+
 def test_intensity_to_latency_few_nonzero_and_blank():
     x = torch.zeros(2, 1, 4, 4)
     x[0, 0, 0, 0], x[0, 0, 1, 1] = 2.0, 1.0
