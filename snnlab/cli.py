@@ -98,7 +98,7 @@ def main(argv=None) -> int:
 
         out = args.out or f"runs/{args.model}{'-quick' if args.quick else ''}"
         check_writable(out)
-        if args.resume and args.model != "kulkarni2018":  # refuse an incompatible checkpoint before any work
+        if args.resume:  # refuse an incompatible checkpoint before any work
             from .runs import Run
 
             Run(out, resume=True).check_resume(cfg, args.seed)

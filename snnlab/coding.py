@@ -55,14 +55,15 @@ def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Te
     b = xb.shape[0]
     flat = xb.reshape(b, -1)
     n = flat.shape[1]
-    nnz = (flat != 0).sum(1, keepdim=True)
+    nonzero = flat != 0
+    nnz = nonzero.sum(1, keepdim=True)
     if flat.dtype == torch.float32:
         # Zeros never spike and sort after every positive value, so only the non-zero values
         # are sorted, packed to the left of each row in index order (a stable sort then keeps
         # the tie order), with INT32_MIN (-0.0, never "non-zero") as padding at the end.
         # Finite floats >= 0 order like their int32 bit patterns, and int32 sorts faster;
         # negatives sort after the positives either way and never spike.
-        rows, cols = flat.nonzero(as_tuple=True)
+        rows, cols = nonzero.nonzero(as_tuple=True)
         width = max(int(nnz.max()) if b else 0, 1)
         pos = torch.arange(len(rows), device=xb.device) - (nnz.view(-1).cumsum(0) - nnz.view(-1))[rows]
         packed = torch.full((b, width), -2 ** 31, dtype=torch.int32, device=xb.device)

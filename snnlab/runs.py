@@ -116,9 +116,12 @@ class Run:
             raise ValueError(f"resume: checkpoint {self.ckpt} is unreadable ({err}); delete it to start over") from None
 
     def check_resume(self, config, seed: int) -> None:
-        """Raise ``ValueError`` now if the checkpoint (if any) cannot continue with ``config`` and ``seed``."""
+        """Raise ``ValueError`` now if the checkpoint (if any) cannot continue with ``config`` and ``seed``.
+
+        A file of another format (a model that keeps its own checkpoints) is left to that model.
+        """
         ck = self.load_checkpoint()
-        if ck is not None:
+        if isinstance(ck, dict) and "state" in ck:
             self._check_compatible(ck, config, seed)
 
     def _check_compatible(self, ck, config, seed):
