@@ -99,9 +99,12 @@ def main(argv=None) -> int:
         out = args.out or f"runs/{args.model}{'-quick' if args.quick else ''}"
         check_writable(out)
         if args.resume:  # refuse an incompatible checkpoint before any work
-            from .runs import Run
+            if hasattr(mod, "check_resume"):  # a model with its own checkpoint format
+                mod.check_resume(out, cfg, args.seed)
+            else:
+                from .runs import Run
 
-            Run(out, resume=True).check_resume(cfg, args.seed)
+                Run(out, resume=True).check_resume(cfg, args.seed)
     except (ValueError, TypeError) as err:
         parser.exit(2, f"snnlab: error: {err}\n")
     t0 = time.perf_counter()

@@ -1,13 +1,16 @@
 """Kulkarni & Rajendran (2018): encoding, hidden layer variants, output layer, NormAD, reproduce()."""
 import json
+import shutil
 
 import pytest
 import torch
 
+from snnlab import cli
 from snnlab.data import load_mnist
 from snnlab.models.kulkarni2018 import (
     HiddenEvents,
     Kulkarni2018Config,
+    check_resume,
     compute_hidden_events,
     hidden_layer,
     input_spikes,
@@ -171,6 +174,27 @@ def test_resume_continues_from_checkpoint(tiny_run):
     assert more["resumed_from_epoch"] == 2
     assert [e["epoch"] for e in more["epochs"]] == [1, 2, 3]
     assert more["epochs"][:2] == res["epochs"]
+
+
+def test_resume_refuses_another_protocol_fewer_epochs_or_a_broken_file(tiny_run, tmp_path, capsys):
+    out, _ = tiny_run
+    shutil.copy(out / "checkpoint.pt", tmp_path / "checkpoint.pt")
+    done = len(torch.load(tmp_path / "checkpoint.pt", weights_only=False)["history"])
+    with pytest.raises(ValueError, match="differs in: lr"):
+        reproduce(Kulkarni2018Config.quick(**{**TINY, "lr": 100.0}), tmp_path, "cpu", seed=1, resume=True,
+                  progress=False)
+    with pytest.raises(ValueError, match="differs in: seed"):
+        check_resume(tmp_path, Kulkarni2018Config.quick(**TINY), seed=2)
+    with pytest.raises(ValueError, match=f"epochs must be >= {done}"):
+        check_resume(tmp_path, Kulkarni2018Config.quick(**{**TINY, "epochs": 1}), seed=1)
+    check_resume(tmp_path, Kulkarni2018Config.quick(**{**TINY, "epochs": done + 2}), seed=1)  # extension: fine
+    with pytest.raises(SystemExit) as stop:  # the CLI refuses at once, in one line
+        cli.main(["reproduce", "kulkarni2018", "--quick", "--out", str(tmp_path), "--resume", "--seed", "1"])
+    assert stop.value.code == 2 and "differs in:" in capsys.readouterr().err
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="unreadable"):
+        check_resume(tmp_path, Kulkarni2018Config.quick(**TINY), seed=1)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"not a checkpoint"  # nothing overwritten
 
 
 def test_bad_arguments_raise_naming_argument(kernels):

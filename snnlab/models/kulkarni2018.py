@@ -36,10 +36,12 @@ import torch.nn.functional as F
 
 from snnlab._checks import check_tensor
 from snnlab.neurons import LIFParams, lif_simulate, lif_step, rheobase
+from snnlab.training import atomic_save
 
 __all__ = [
     "PAPER_ACCURACY",
     "Kulkarni2018Config",
+    "check_resume",
     "pixel_current",
     "input_spikes",
     "synaptic_kernel",
@@ -832,6 +834,50 @@ def _config_key(cfg):
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def check_resume(out_dir, config: Kulkarni2018Config | None = None, seed: int = 0) -> None:
+    """Raise ``ValueError`` now if ``out_dir/checkpoint.pt`` cannot be continued with ``config`` and ``seed``.
+
+    Math: resumable <=> same config except ``epochs``, same seed, and ``epochs >= epochs done``
+    (so a finished run can be extended, never silently mixed with another protocol).
+
+    Args:
+        out_dir: the run's output folder (no checkpoint there: nothing to check).
+        config: the protocol the run would continue with.
+        seed: the seed it would continue with.
+
+    Shape:
+        - no tensors; raises or returns ``None``.
+
+    Example:
+        >>> import tempfile
+        >>> check_resume(tempfile.mkdtemp(), Kulkarni2018Config.quick(), seed=0)  # no checkpoint: fine
+    """
+    _load_checkpoint(Path(out_dir) / "checkpoint.pt", _cfg(config), seed)
+
+
+def _load_checkpoint(path, cfg, seed):
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=False)
+    except Exception as err:  # an unreadable checkpoint must not silently restart the run
+        raise ValueError(f"resume: checkpoint {path} is unreadable ({err}); delete it to start over") from None
+    if not isinstance(state, dict) or not {"config", "seed", "W", "history", "gen_state"} <= set(state):
+        raise ValueError(f"resume: {path} is not a kulkarni2018 checkpoint; use another --out or delete it")
+    old = {k: v for k, v in state["config"].items() if k != "epochs"}
+    new = {k: v for k, v in asdict(cfg).items() if k != "epochs"}
+    if old != new or state["seed"] != seed:
+        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        what = ", ".join(diff + (["seed"] if state["seed"] != seed else []))
+        raise ValueError(f"resume: the checkpoint in {path.parent} was made with another protocol "
+                         f"(differs in: {what}); use another --out or delete it")
+    done = len(state["history"])
+    if cfg.epochs < done:
+        raise ValueError(f"resume: the checkpoint in {path.parent} has {done} epochs done; "
+                         f"epochs must be >= {done}, got {cfg.epochs}")
+    return state
+
+
 def reproduce(config: Kulkarni2018Config | None = None, out_dir="runs/kulkarni2018", device=None,
               seed: int = 0, resume: bool = False, progress: bool = True) -> dict:
     """Train the CNN kernels, compute hidden spikes once, train ``W`` with NormAD, evaluate each epoch.
@@ -848,7 +894,8 @@ def reproduce(config: Kulkarni2018Config | None = None, out_dir="runs/kulkarni20
         out_dir: output folder (created).
         device: ``None``/``"auto"`` picks CUDA when present.
         seed: seeds the CNN, sample selection and shuffling.
-        resume: continue from ``checkpoint.pt`` when it matches config and seed.
+        resume: continue from ``checkpoint.pt``; one of another protocol or seed raises
+            ``ValueError`` (see :func:`check_resume`), ``epochs`` may grow.
         progress: tqdm bars.
 
     Returns:
@@ -889,6 +936,8 @@ def _reproduce(cfg, out_dir, dev, seed, resume, progress):
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    ck_path = out / "checkpoint.pt"
+    state = _load_checkpoint(ck_path, cfg, seed) if resume else None  # refuse a mismatch before any work
     t_start = time.perf_counter()
     timings = {}
 
@@ -900,14 +949,6 @@ def _reproduce(cfg, out_dir, dev, seed, resume, progress):
     te_idx = torch.arange(cfg.n_test)  # the first n_test test images (all 10k for the full run)
 
     key = f"{_config_key(cfg)}_s{seed}"
-    ck_path = out / "checkpoint.pt"
-    state = None
-    if resume and ck_path.exists():
-        state = torch.load(ck_path, weights_only=False)
-        same = {k: v for k, v in state.get("config", {}).items() if k != "epochs"} == \
-            {k: v for k, v in asdict(cfg).items() if k != "epochs"}
-        if not same or state.get("seed") != seed:
-            state = None  # a different run: start afresh rather than mix protocols
 
     # 1. Kernels from the one-epoch non-spiking CNN.
     t0 = time.perf_counter()
@@ -1007,6 +1048,6 @@ def _train(cfg, dev, gen, state, h_train, h_test, ck_path, seed, progress):
                         "train_s": tr_s, "eval_s": ev_s})
         if progress:
             epochs.set_postfix(train=f"{history[-1]['train_acc']:.1f}", test=f"{test_acc:.1f}")
-        torch.save({"config": asdict(cfg), "seed": seed, "W": W.cpu(), "history": history,
-                    "gen_state": gen.get_state()}, ck_path)
+        atomic_save({"config": asdict(cfg), "seed": seed, "W": W.cpu(), "history": history,
+                     "gen_state": gen.get_state()}, ck_path)
     return history, start_epoch, W, t_train, t_eval
