@@ -125,7 +125,8 @@ class Run:
             self._check_compatible(ck, config, seed)
 
     def _check_compatible(self, ck, config, seed):
-        new, old = dataclasses.asdict(config), ck["config"]
+        # a field added to the config since the checkpoint was written has its default there
+        new, old = dataclasses.asdict(config), {**dataclasses.asdict(type(config)()), **ck["config"]}
         if {k: v for k, v in old.items() if k != "epochs"} != {k: v for k, v in new.items() if k != "epochs"} \
                 or ck["seed"] != seed:
             raise ValueError(f"resume: the checkpoint in {self.out} was made with another config or seed")

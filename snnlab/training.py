@@ -257,13 +257,19 @@ def layer_times(input_times: torch.Tensor, weight: torch.Tensor, threshold: floa
 
 @torch.no_grad()
 def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer, rates: torch.Tensor,
-               time_steps: int, chunk: int | None = None, progress: bool = False, desc: str = "STDP") -> dict:
-    r"""Exact (sample-by-sample) STDP training of one layer, chunked by correction.
+               time_steps: int, chunk: int | None = None, progress: bool = False, desc: str = "STDP",
+               mode: str = "exact", batch: int = 16) -> dict:
+    r"""STDP training of one layer: exact (sample by sample, chunked by correction) or batched.
 
-    For each sample: potentials :math:`V = W \star S`, fire, (point-wise inhibition),
-    k-WTA, and the STDP update of the winners, in order; the next sample sees the updated
-    weights. Identical to the plain loop (tested), but potentials of ``chunk`` samples are
-    computed at once and only the kernels changed inside the chunk are recomputed.
+    Exact mode, for each sample: potentials :math:`V = W \star S`, fire, (point-wise
+    inhibition), k-WTA, and the STDP update of the winners, in order; the next sample sees the
+    updated weights. Identical to the plain loop (tested), but potentials of ``chunk`` samples
+    are computed at once and only the kernels changed inside the chunk are recomputed.
+
+    Batched mode: the winners of ``batch`` samples are found with the batch-start weights
+    :math:`W_0` and their updates summed, :math:`W \leftarrow \mathrm{clip}(W_0 + s(W_0)
+    \sum_b \sum_{w \in b} a_{b,w})` (:func:`~snnlab.learning.batch_stdp`); ``batch=1`` is
+    exact mode.
 
     Args:
         weight: ``(F, C, kh, kw)``, updated in place.
@@ -275,6 +281,9 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
             convolution costs as much per sample as one sample's, so the corrections would be
             pure overhead), 32 elsewhere. At most ``F // (4k)`` either way.
         progress: show a progress bar.
+        desc: its label.
+        mode: ``"exact"`` or ``"batched"``.
+        batch: samples per update in batched mode.
 
     Returns:
         ``{"winners": int64 (N, k, 3), "spikes": int64 (N,)}``: each sample's winners and
@@ -286,6 +295,12 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
     n = len(input_times)
     if rates.shape != (n, 2):
         raise ValueError(f"rates: expected shape ({n}, 2), got {tuple(rates.shape)}")
+    if mode not in ("exact", "batched"):
+        raise ValueError(f"mode: expected 'exact' or 'batched', got {mode!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch: expected a positive int, got {batch!r}")
+    if mode == "batched":
+        return _train_stdp_batched(weight, input_times, spec, rates, time_steps, batch, progress, desc)
     dev = weight.device
     nf = weight.shape[0]
     ks = weight.shape[-2:]
@@ -340,6 +355,41 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
                     changed[rows] = True
                 all_winners[s] = win
                 n_spikes[s] = n_spk
+    if progress:
+        bar.close()
+    return {"winners": torch.from_numpy(all_winners), "spikes": torch.from_numpy(n_spikes)}
+
+
+def _train_stdp_batched(weight, input_times, spec, rates, time_steps, batch, progress, desc):
+    n = len(input_times)
+    dev = weight.device
+    nf = weight.shape[0]
+    kh, kw = weight.shape[-2:]
+    all_winners = np.full((n, spec.k, 3), -1, dtype=np.int64)
+    n_spikes = np.zeros(n, dtype=np.int64)
+    rates = rates.to(dev)
+    bar = _progress(range(n), progress, desc=desc, unit="sample", mininterval=1.0)
+    it = iter(bar)
+    for a, b in chunks(n, batch):
+        tin = input_times[a:b].to(dev)
+        wave = times_to_wave(tin, time_steps)
+        if dev.type == "cpu":  # per sample, over the box of neurons that can fire (see train_stdp)
+            found = [_compete_cropped(wave[i], weight, spec, time_steps) for i in range(b - a)]
+        else:
+            pots = F.conv2d(wave.flatten(0, 1), weight)
+            pots = pots.view(b - a, time_steps, nf, *pots.shape[-2:])
+            found = [(win, n_spk, t_win) for win, _, n_spk, t_win in
+                     (_compete(pots[i], spec, time_steps) for i in range(b - a))]
+        lr = torch.zeros(b - a, spec.k, *weight.shape[1:], device=dev)
+        for i, (win, n_spk, t_win) in enumerate(found):
+            next(it, None)
+            all_winners[a + i], n_spikes[a + i] = win, n_spk
+            for j, ((_, y, x), t) in enumerate(zip(win.tolist(), t_win.tolist())):
+                if t < time_steps:  # a winner (padding rows are silent)
+                    ltp = tin[i, :, y:y + kh, x:x + kw].to(torch.int16) <= t
+                    lr[i, j] = torch.where(ltp, rates[a + i, 0], rates[a + i, 1])
+        winners = torch.from_numpy(all_winners[a:b]).to(dev)
+        batch_stdp(weight, winners, lr, spec.stabilizer, spec.lower, spec.upper, flush_below=spec.flush_below)
     if progress:
         bar.close()
     return {"winners": torch.from_numpy(all_winners), "spikes": torch.from_numpy(n_spikes)}
@@ -495,7 +545,7 @@ def stdp_epochs(weight: torch.Tensor, inputs: torch.Tensor, spec: StdpLayer, cfg
     """Train one STDP layer for its remaining epochs, checkpointing after each.
 
     ``cfg`` supplies ``epochs[layer]``, ``stdp_rates``, ``doubling_every``, ``max_a_plus``,
-    ``doubling_ratio``, ``time_steps`` and ``chunk``; ``state`` holds ``done[layer]`` (epochs
+    ``doubling_ratio``, ``time_steps``, ``chunk``, ``stdp_mode`` and ``stdp_batch``; ``state`` holds ``done[layer]`` (epochs
     finished), ``sched[layer]`` (the rate-doubling state) and ``stdp_history``, and is updated.
     """
     n = len(inputs)
@@ -505,7 +555,8 @@ def stdp_epochs(weight: torch.Tensor, inputs: torch.Tensor, spec: StdpLayer, cfg
         rates, counter = rate_schedule(n, sched["a_plus"], every, cfg.max_a_plus, cfg.doubling_ratio,
                                        sched["counter"], sched["a_minus"])
         out = train_stdp(weight, inputs, spec, rates, cfg.time_steps, cfg.chunk, progress,
-                         desc=f"{name} epoch {ep + 1}/{cfg.epochs[layer]}")
+                         desc=f"{name} epoch {ep + 1}/{cfg.epochs[layer]}", mode=cfg.stdp_mode,
+                         batch=cfg.stdp_batch)
         state["sched"][layer] = {"a_plus": float(rates[-1, 0]), "a_minus": float(rates[-1, 1]), "counter": counter}
         state["done"][layer] = ep + 1
         won = (out["winners"][:, :, 0] >= 0).sum(1).float().mean().item()

@@ -9,7 +9,7 @@ from snnlab.competition import k_winners, pointwise_inhibition
 from snnlab.data import data_root
 from snnlab.layers import conv_potentials, fire
 from snnlab.coding import times_to_wave
-from snnlab.learning import apply_stdp, rate_schedule, spike_times_of, stdp_pairing, stdp_rates_for_winners
+from snnlab.learning import apply_stdp, batch_stdp, rate_schedule, spike_times_of, stdp_pairing, stdp_rates_for_winners
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config
 from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
 from snnlab.training import StdpLayer, compete, decide, inhibit_times, layer_times, pool_times, train_rstdp, train_stdp
@@ -51,6 +51,48 @@ def test_chunked_stdp_equals_plain_loop_bit_for_bit(chunk):
     mine = w0.clone()
     train_stdp(mine, tin, spec, rates, 15, chunk=chunk)
     assert torch.equal(mine, ref)
+
+
+def plain_batched_stdp(w, tin, spec, rates, t, batch):
+    """Batched STDP by the definition: winners of each sample under the batch-start weights,
+    updates summed, applied once per batch."""
+    for a in range(0, len(tin), batch):
+        wins, lrs = [], []
+        for i in range(a, min(a + batch, len(tin))):
+            spk, pot = fire(conv_potentials(times_to_wave(tin[i], t), w), spec.threshold)
+            if spec.pointwise:
+                pot = pointwise_inhibition(pot)
+                spk = pot.sign()
+            win = k_winners(pot, spec.k, spec.radius, spk)
+            pair = stdp_pairing(tin[i:i + 1], spike_times_of(spk[None]), win[None], w.shape[-2:])
+            lrs.append(stdp_rates_for_winners(pair, win[None], rates[i].expand(w.shape[0], 2))[0])
+            wins.append(win)
+        batch_stdp(w, torch.stack(wins), torch.stack(lrs), spec.stabilizer, spec.lower, spec.upper,
+                   flush_below=spec.flush_below)
+    return w
+
+
+@pytest.mark.parametrize("batch", [1, 7, 16])
+def test_batched_stdp_equals_its_definition_and_batch_1_equals_exact(batch):
+    tin = rand_times(40, 4, 10, 10)
+    w0 = torch.empty(48, 4, 3, 3).normal_(0.8, 0.05, generator=g)
+    w0[0, 0, 0, 0] = 1.2  # out of bounds at the start: the first update clips every kernel
+    spec = StdpLayer(threshold=4.0, k=3, radius=0)
+    rates, _ = rate_schedule(40, 0.05, every=10, a_minus=-0.04)
+    mine = w0.clone()
+    out = train_stdp(mine, tin, spec, rates, 15, mode="batched", batch=batch)
+    assert torch.equal(mine, plain_batched_stdp(w0.clone(), tin, spec, rates, 15, batch))
+    assert (out["winners"][:, :, 0] >= 0).sum(1).float().mean() > 1  # the layer learned from winners
+    exact = train_stdp(w0.clone(), tin, spec, rates, 15)
+    if batch == 1:
+        assert torch.equal(mine, plain_stdp_loop(w0.clone(), tin, spec, rates, 15))
+        assert torch.equal(out["winners"], exact["winners"])
+    else:  # later samples see older weights: another (close) result
+        assert not torch.equal(out["winners"], exact["winners"])
+    with pytest.raises(ValueError, match="mode"):
+        train_stdp(w0.clone(), tin, spec, rates, 15, mode="fast")
+    with pytest.raises(ValueError, match="batch"):
+        train_stdp(w0.clone(), tin, spec, rates, 15, mode="batched", batch=0)
 
 
 def test_stdp_on_a_cropped_window_keeps_winner_positions():
@@ -404,3 +446,21 @@ def test_inference_survives_out_of_memory_with_identical_results(monkeypatch):
     got = net.conv3_input(times, batch_size=512), net(times), kh(ktimes, batch_size=512)
     for w, g in zip(want, got):
         assert torch.equal(w, g)
+
+
+def test_checkpoint_from_before_a_config_field_existed_still_resumes(tmp_path):
+    import dataclasses
+
+    from snnlab.runs import Run
+
+    cfg = Mozafari2019Config.quick()
+    old = dataclasses.asdict(cfg)
+    del old["stdp_mode"], old["stdp_batch"]  # fields added later, with their defaults
+    Run(tmp_path).save_checkpoint({"config": old, "seed": 0, "model": {}, "state": {"done": [1, 1, 2]}})
+    Run(tmp_path, resume=True).check_resume(cfg, 0)  # the defaults are what the old run used
+    with pytest.raises(ValueError, match="another config"):
+        Run(tmp_path, resume=True).check_resume(Mozafari2019Config.quick(stdp_mode="batched"), 0)
+    with pytest.raises(ValueError, match="stdp_batch"):
+        Mozafari2019Config(stdp_batch=0)
+    with pytest.raises(ValueError, match="stdp_mode"):
+        Kheradpisheh2018Config(stdp_mode="fast")

@@ -38,7 +38,9 @@ class Kheradpisheh2018Config:
     rates only (it never advances conv2's counter); ``rate_doubling=(True, False)``
     reproduces that (conv2 then learns at a+ = 0.004 throughout, 37x below 0.15). ``chunk`` is
     the exact STDP trainer's batch of samples (:func:`snnlab.training.train_stdp`; ``None``:
-    per device); it does not change the result.
+    per device); it does not change the result. ``stdp_mode="batched"`` trains conv1/conv2 by
+    mini-batches of ``stdp_batch`` samples (winners found with the batch-start weights,
+    updates summed); ``"exact"`` (published) is sample by sample.
     """
 
     time_steps: int = 15
@@ -60,6 +62,8 @@ class Kheradpisheh2018Config:
     test_samples: int = 10000
     svm_c: float = 2.4
     chunk: int | None = None
+    stdp_mode: str = "exact"
+    stdp_batch: int = 16
     name: str = field(default="full", compare=False)
 
     def __post_init__(self):
@@ -70,6 +74,10 @@ class Kheradpisheh2018Config:
             raise ValueError(f"epochs: expected 2 non-negative ints (conv1, conv2), got {self.epochs}")
         if len(self.train_samples) != 2 or any(n < 1 or n > 60000 for n in self.train_samples):
             raise ValueError(f"train_samples: expected 2 ints in 1..60000, got {self.train_samples}")
+        if self.stdp_mode not in ("exact", "batched"):
+            raise ValueError(f"stdp_mode: expected 'exact' or 'batched', got {self.stdp_mode!r}")
+        if isinstance(self.stdp_batch, bool) or not isinstance(self.stdp_batch, int) or self.stdp_batch < 1:
+            raise ValueError(f"stdp_batch: expected a positive int, got {self.stdp_batch!r}")
         if not 1 <= self.svm_train_samples <= 60000:
             raise ValueError(f"svm_train_samples: expected 1..60000, got {self.svm_train_samples}")
         if not 1 <= self.test_samples <= 10000:

@@ -39,7 +39,9 @@ class Mozafari2019Config:
     in R-STDP training and in evaluation); ``None`` (published) means ``thresholds[1]``, the
     threshold conv2 was trained with. ``chunk`` is the exact STDP trainer's batch of
     samples (:func:`snnlab.training.train_stdp`; ``None``: per device); it does not change
-    the result.
+    the result. ``stdp_mode="batched"`` trains conv1/conv2 by mini-batches of ``stdp_batch``
+    samples and ``rstdp_mode="batched"`` conv3 by chunks of 16 (winners found with the
+    batch-start weights, updates summed); ``"exact"`` (published) is sample by sample.
     """
 
     time_steps: int = 15
@@ -64,6 +66,8 @@ class Mozafari2019Config:
     test_samples: int = 10000
     rstdp_mode: str = "exact"
     chunk: int | None = None
+    stdp_mode: str = "exact"
+    stdp_batch: int = 16
     name: str = field(default="full", compare=False)
 
     def __post_init__(self):
@@ -74,6 +78,10 @@ class Mozafari2019Config:
             raise ValueError(f"epochs: expected 3 non-negative ints (conv1, conv2, conv3), got {self.epochs}")
         if len(self.train_samples) != 3 or any(n < 1 or n > 60000 for n in self.train_samples):
             raise ValueError(f"train_samples: expected 3 ints in 1..60000, got {self.train_samples}")
+        if self.stdp_mode not in ("exact", "batched"):
+            raise ValueError(f"stdp_mode: expected 'exact' or 'batched', got {self.stdp_mode!r}")
+        if isinstance(self.stdp_batch, bool) or not isinstance(self.stdp_batch, int) or self.stdp_batch < 1:
+            raise ValueError(f"stdp_batch: expected a positive int, got {self.stdp_batch!r}")
         if not 1 <= self.test_samples <= 10000:
             raise ValueError(f"test_samples: expected 1..10000, got {self.test_samples}")
         if self.features[2] % 10:
