@@ -6,7 +6,8 @@ time over all time steps as the reference library does it, and (b) the fast path
 (batched encoding, chunked exact training, final-slice inference); median of ``--repeats``
 runs and the ratio, next to the reference library's and a batched C++ peer's figures on
 these machines (design.md section 6); then the fast path's scaling with batch size, time
-steps and samples. Writes a JSON file and a bar plot.
+steps and samples, and the batched training modes (mini-batches of 16 sharing the
+batch-start weights) against the exact fast path. Writes a JSON file and a bar plot.
 
     python benchmarks/bench.py --samples 2000 --plain-samples 100 --repeats 3 --out benchmarks/out
 
@@ -163,6 +164,21 @@ def main(argv=None):
           lambda: train_stdp(kh.conv2.weight.data.clone(), kx2, k2, rates, t))
     phase("kh features", lambda: [kh.forward_full(ktimes[i:i + 1]) for i in range(m)], lambda: kh(ktimes))
 
+    # batched modes (an option of the protocols, not the published semantics): mini-batches of
+    # 16 samples share the batch-start weights; compared with the exact fast path
+    batched = {}
+    layers = (("mz layer1 STDP", w1, x1, s1), ("mz layer2 STDP", w2, x2, s2),
+              ("kh layer1 STDP", kh.conv1.weight.data, kx1, k1), ("kh layer2 STDP", kh.conv2.weight.data, kx2, k2))
+    for name, w, x, spec in layers:
+        sec = timed(lambda: train_stdp(w.clone(), x, spec, rates, t, mode="batched", batch=16), args.repeats)
+        batched[name] = n / sec
+    sec = timed(lambda: train_rstdp(w3.clone(), x3, y, net.decision_map, (0.004, -0.003), (-0.004, 0.0005), t,
+                                    0.2, 0.8, mode="batched"), args.repeats)
+    batched["mz layer3 R-STDP"] = n / sec
+    batched = {k: {"batched_per_s": v, "vs_exact_fast": v / results[k]["fast_per_s"]} for k, v in batched.items()}
+    for k, v in batched.items():
+        print(f"{k:17s} batched (16) {v['batched_per_s']:9.1f}/s   x{v['vs_exact_fast']:5.2f} vs exact fast", flush=True)
+
     # scaling of the fast path: evaluation against batch size and time steps, STDP against samples
     scaling = {"evaluation_vs_batch": {}, "encoding_evaluation_vs_time_steps": {}, "layer1_stdp_vs_samples": {}}
     for bs in (1, 16, 64, 256):
@@ -184,7 +200,8 @@ def main(argv=None):
             "weights": {"mozafari2019": mz_weights, "kheradpisheh2018": kh_weights}}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps({"meta": meta, "phases": results, "scaling": scaling}, indent=2))
+    (out / "bench.json").write_text(json.dumps({"meta": meta, "phases": results, "batched": batched, "scaling": scaling},
+                                                 indent=2))
     import matplotlib
 
     matplotlib.use("Agg")
