@@ -1031,7 +1031,10 @@ def _train(cfg, dev, gen, state, h_train, h_test, ck_path, seed, progress):
         lr = cfg.lr_at(ep)
         perm = torch.randperm(len(h_train), generator=gen).tolist()
         correct = 0
-        for i in range(0, len(perm), cfg.batch_size):
+        starts = range(0, len(perm), cfg.batch_size)
+        if progress:  # an epoch of the full protocol takes minutes
+            starts = tqdm(starts, desc=f"epoch {ep + 1} (lr {lr:g} pA)", leave=False, unit="batch")
+        for i in starts:
             idx = perm[i:i + cfg.batch_size]
             ev = h_train.batch(idx)
             labels = h_train.labels[idx]
