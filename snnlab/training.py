@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .coding import times_to_wave
-from .learning import _stabilise, apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_rates_for_winners
+from .learning import _receptive_fields, _stabilise, apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_rates_for_winners
 
 __all__ = [
     "StdpLayer",
@@ -360,39 +360,91 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
     return {"winners": torch.from_numpy(all_winners), "spikes": torch.from_numpy(n_spikes)}
 
 
-def _train_stdp_batched(weight, input_times, spec, rates, time_steps, batch, progress, desc):
+def _train_stdp_batched(weight, input_times, spec, rates, time_steps, batch, progress, desc, dense=None):
+    # dense: one convolution and a device-side competition per mini-batch, with no host
+    # synchronisation (the accelerator path); otherwise (default on CPU, where it is faster)
+    # each sample is convolved over the box of neurons that can fire and competes on the host
     n = len(input_times)
     dev = weight.device
     nf = weight.shape[0]
     kh, kw = weight.shape[-2:]
-    all_winners = np.full((n, spec.k, 3), -1, dtype=np.int64)
-    n_spikes = np.zeros(n, dtype=np.int64)
+    dense = dev.type != "cpu" if dense is None else dense
+    winners_all, spikes_all = [], []
     rates = rates.to(dev)
-    bar = _progress(range(n), progress, desc=desc, unit="sample", mininterval=1.0)
-    it = iter(bar)
-    for a, b in chunks(n, batch):
+    bar = _progress(chunks(n, batch), progress, desc=desc, unit="batch", mininterval=1.0)
+    for a, b in bar:
         tin = input_times[a:b].to(dev)
         wave = times_to_wave(tin, time_steps)
-        if dev.type == "cpu":  # per sample, over the box of neurons that can fire (see train_stdp)
-            found = [_compete_cropped(wave[i], weight, spec, time_steps) for i in range(b - a)]
-        else:
+        if dense:
             pots = F.conv2d(wave.flatten(0, 1), weight)
             pots = pots.view(b - a, time_steps, nf, *pots.shape[-2:])
-            found = [(win, n_spk, t_win) for win, _, n_spk, t_win in
-                     (_compete(pots[i], spec, time_steps) for i in range(b - a))]
-        lr = torch.zeros(b - a, spec.k, *weight.shape[1:], device=dev)
-        for i, (win, n_spk, t_win) in enumerate(found):
-            next(it, None)
-            all_winners[a + i], n_spikes[a + i] = win, n_spk
-            for j, ((_, y, x), t) in enumerate(zip(win.tolist(), t_win.tolist())):
-                if t < time_steps:  # a winner (padding rows are silent)
-                    ltp = tin[i, :, y:y + kh, x:x + kw].to(torch.int16) <= t
-                    lr[i, j] = torch.where(ltp, rates[a + i, 0], rates[a + i, 1])
-        winners = torch.from_numpy(all_winners[a:b]).to(dev)
+            winners, t_win, n_spk, _ = _compete_batch(pots, spec, time_steps)
+        else:
+            found = [_compete_cropped(wave[i], weight, spec, time_steps) for i in range(b - a)]
+            winners = torch.from_numpy(np.stack([f[0] for f in found])).to(dev)
+            n_spk = torch.tensor([f[1] for f in found])
+            t_win = torch.from_numpy(np.stack([f[2] for f in found])).to(dev)
+        patches = _receptive_fields(tin, winners, (kh, kw)).to(torch.int16)  # (B, k, C, kh, kw)
+        r = rates[a:b].view(b - a, 1, 2, 1, 1, 1)
+        lr = torch.where(patches <= t_win.view(b - a, -1, 1, 1, 1), r[:, :, 0], r[:, :, 1])
+        lr = lr * (winners[..., 0] >= 0).view(b - a, -1, 1, 1, 1)  # padding rows learn nothing
         batch_stdp(weight, winners, lr, spec.stabilizer, spec.lower, spec.upper, flush_below=spec.flush_below)
-    if progress:
-        bar.close()
-    return {"winners": torch.from_numpy(all_winners), "spikes": torch.from_numpy(n_spikes)}
+        winners_all.append(winners)
+        spikes_all.append(n_spk)
+    if not winners_all:
+        return {"winners": torch.full((0, spec.k, 3), -1, dtype=torch.long), "spikes": torch.zeros(0, dtype=torch.long)}
+    return {"winners": torch.cat(winners_all).cpu(), "spikes": torch.cat([s.cpu() for s in spikes_all]).long()}
+
+
+@torch.no_grad()
+def _compete_batch(pots, spec, time_steps):
+    # _compete for a mini-batch, dense and on the device: fire, point-wise inhibition and the
+    # k-WTA ranking in the same float32 arithmetic (keys accumulated step by step, first
+    # maximum on ties, i.e. the lowest flat (f, y, x) index), so each sample gets the winners,
+    # winner times and spike count of _compete (tested). pots (B, T, F, H, W) ->
+    # winners (B, k, 3) (-1 rows pad), t_win (B, k) (T for pads), n_spikes (B,), out_t (B, F, H, W)
+    t = time_steps
+    b, _, nf, h, w = pots.shape
+    dev = pots.device
+    n_above = (pots > spec.threshold).sum(1)
+    t_first = t - n_above  # potentials never decrease: first spike; T = silent
+    live = n_above > 0
+    v_first = pots.gather(1, t_first.clamp(max=t - 1).unsqueeze(1)).squeeze(1)
+    fi = torch.arange(nf, device=dev).view(1, nf, 1, 1)
+    if spec.pointwise:  # per location: earliest spike, then highest potential then, then lowest feature
+        keep = live & (t_first == t_first.min(1, keepdim=True).values)
+        v = torch.where(keep, v_first, -float("inf"))
+        keep &= v_first == v.max(1, keepdim=True).values
+        keep &= fi == torch.where(keep, fi, nf).min(1, keepdim=True).values
+        live = keep
+    out_t = torch.where(live, t_first, t)
+    vf = torch.where(live, v_first, 0.0)
+    step = vf + vf.flatten(1).max(1).values.view(b, 1, 1, 1) * float(t)
+    keys = torch.zeros_like(vf)
+    acc = step.clone()
+    last = t - 1 - t_first
+    for m in range(t):  # key = step added (T - t_first) times in sequence, as _k_winners_of
+        keys = torch.where(last == m, acc, keys)
+        acc = acc + step
+    keys = keys.masked_fill(~live, 0.0)
+    winners = torch.full((b, spec.k, 3), -1, dtype=torch.long, device=dev)
+    t_win = torch.full((b, spec.k), t, dtype=torch.long, device=dev)
+    yi = torch.arange(h, device=dev).view(1, 1, h, 1)
+    xi = torch.arange(w, device=dev).view(1, 1, 1, w)
+    active = torch.ones(b, dtype=torch.bool, device=dev)
+    flat_t = out_t.flatten(1)
+    for i in range(min(spec.k, nf)):
+        best, j = keys.flatten(1).max(1)
+        active &= best > 0
+        f, y, x = j // (h * w), j // w % h, j % w
+        winners[:, i] = torch.where(active[:, None], torch.stack([f, y, x], 1), -1)
+        t_win[:, i] = torch.where(active, flat_t.gather(1, j[:, None])[:, 0], t)
+        off = fi == f.view(b, 1, 1, 1)
+        if spec.radius > 0:
+            near = ((yi - y.view(b, 1, 1, 1)).abs() <= spec.radius) & ((xi - x.view(b, 1, 1, 1)).abs() <= spec.radius)
+            off = off | near
+        keys = keys.masked_fill(off, 0.0)
+    return winners, t_win, live.flatten(1).sum(1), out_t
 
 
 def _compete_cropped(wave, weight, spec, time_steps):

@@ -12,6 +12,7 @@ from snnlab.coding import times_to_wave
 from snnlab.learning import apply_stdp, batch_stdp, rate_schedule, spike_times_of, stdp_pairing, stdp_rates_for_winners
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config
 from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
+from snnlab.training import _compete_batch, _train_stdp_batched
 from snnlab.training import StdpLayer, compete, decide, inhibit_times, layer_times, pool_times, train_rstdp, train_stdp
 
 HAVE_MNIST = (data_root() / "MNIST" / "raw").is_dir()
@@ -132,6 +133,42 @@ def test_sparse_competition_equals_full_competition_with_ties(pointwise):
         assert torch.equal(win, ref_win)
         assert torch.equal(out_t, spike_times_of(spk[None])[0])
         assert n == int(spk[-1].sum())
+
+
+@pytest.mark.parametrize("pointwise,radius", [(True, 1), (False, 0), (True, 0)])
+def test_device_batch_competition_equals_per_sample_competition_with_ties(pointwise, radius):
+    # the batched mode's accelerator path ranks a whole mini-batch at once, on tie-rich potentials
+    spec = StdpLayer(threshold=2.0, k=7, radius=radius, pointwise=pointwise)
+    tin = rand_times(12, 3, 9, 9, p=0.4)
+    w = torch.randint(0, 5, (6, 3, 3, 3), generator=g).float() / 4
+    pots = torch.stack([conv_potentials(times_to_wave(tin[i], 15), w) for i in range(12)])
+    win, t_win, n_spk, out_t = _compete_batch(pots, spec, 15)
+    for i in range(12):
+        spk, ref_pot = fire(pots[i], spec.threshold)
+        if pointwise:
+            ref_pot = pointwise_inhibition(ref_pot)
+            spk = ref_pot.sign()
+        ref_win = k_winners(ref_pot, spec.k, spec.radius, spk)
+        ref_t = spike_times_of(spk[None])[0]
+        assert torch.equal(win[i], ref_win)
+        assert torch.equal(out_t[i], ref_t.long())
+        assert int(n_spk[i]) == int(spk[-1].sum())
+        valid = ref_win[:, 0] >= 0
+        assert torch.equal(t_win[i][valid], ref_t[tuple(ref_win[valid].T)].long())
+        assert bool((t_win[i][~valid] == 15).all())
+    assert bool((win[:, :, 0] < 0).any()) and bool((win[:, :, 0] >= 0).any())  # both cases occurred
+
+
+def test_batched_stdp_device_path_equals_host_path():
+    tin = rand_times(37, 4, 10, 10)
+    w0 = torch.empty(16, 4, 3, 3).normal_(0.8, 0.05, generator=g)
+    spec = StdpLayer(threshold=4.0, k=3, radius=1)
+    rates, _ = rate_schedule(37, 0.05, every=10, a_minus=-0.04)
+    host, dense = w0.clone(), w0.clone()
+    a = _train_stdp_batched(host, tin, spec, rates, 15, 8, False, "", dense=False)
+    b = _train_stdp_batched(dense, tin, spec, rates, 15, 8, False, "", dense=True)
+    assert torch.equal(a["winners"], b["winners"]) and torch.equal(a["spikes"], b["spikes"])
+    assert torch.equal(host, dense) and not torch.equal(host, w0)
 
 
 def test_rstdp_exact_chunked_equals_plain_loop_and_final_slice_shortcut():
