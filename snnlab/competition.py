@@ -9,7 +9,7 @@ import torch
 
 from ._checks import as_batch, check_nonnegative_int, check_positive_int
 
-__all__ = ["pointwise_inhibition", "k_winners", "winner_keys", "feature_inhibition"]
+__all__ = ["pointwise_inhibition", "k_winners", "winner_keys", "pick_winners", "feature_inhibition"]
 
 
 def pointwise_inhibition(thresholded: torch.Tensor) -> torch.Tensor:
@@ -99,16 +99,39 @@ def k_winners(potentials: torch.Tensor, k: int = 1, radius: int = 0, spikes: tor
         sb, _ = as_batch(spikes, "spikes", 5)
         if sb.shape != vb.shape:
             raise ValueError(f"spikes: shape {tuple(spikes.shape)} differs from potentials {tuple(potentials.shape)}")
-    total = winner_keys(vb, sb)
-    b, c, h, w = total.shape
-    dev = total.device
+    winners = pick_winners(winner_keys(vb, sb), k, radius)
+    return winners[0] if single else winners
+
+
+def pick_winners(keys: torch.Tensor, k: int, radius: int = 0) -> torch.Tensor:
+    r"""The k-WTA selection on ranking keys: best key (first maximum on ties), exclude its
+    feature and, for ``radius > 0``, its :math:`(2r+1)^2` window in every feature; repeat.
+
+    Args:
+        keys: non-negative ranking keys, 0 = silent (:func:`winner_keys`).
+        k: maximum number of winners.
+        radius: lateral inhibition radius.
+
+    Returns:
+        int64 winners ``(feature, y, x)``, rows of ``-1`` when fewer than ``k`` keys are positive.
+
+    Shape:
+        - keys: :math:`(B, C, H, W)`; output: :math:`(B, k, 3)`.
+
+    Example:
+        >>> keys = torch.zeros(1, 2, 3, 3); keys[0, 0, 1, 1] = 5.; keys[0, 1, 1, 2] = 4.
+        >>> pick_winners(keys, 2, radius=1).tolist()
+        [[[0, 1, 1], [-1, -1, -1]]]
+    """
+    b, c, h, w = keys.shape
+    dev = keys.device
     feats = torch.arange(c, device=dev).view(1, c, 1, 1)
     rows = torch.arange(h, device=dev).view(1, 1, h, 1)
     cols = torch.arange(w, device=dev).view(1, 1, 1, w)
     winners = torch.full((b, k, 3), -1, dtype=torch.long, device=dev)
     alive = torch.ones(b, dtype=torch.bool, device=dev)
     for i in range(min(k, c)):
-        best, idx = total.flatten(1).max(1)
+        best, idx = keys.flatten(1).max(1)
         alive = alive & (best != 0)
         f, rem = idx // (h * w), idx % (h * w)
         y, x = rem // w, rem % w
@@ -118,8 +141,8 @@ def k_winners(potentials: torch.Tensor, k: int = 1, radius: int = 0, spikes: tor
         if radius > 0:
             near = ((rows - y.view(b, 1, 1, 1)).abs() <= radius) & ((cols - x.view(b, 1, 1, 1)).abs() <= radius)
             mask = mask | near
-        total = total.masked_fill(mask, 0)
-    return winners[0] if single else winners
+        keys = keys.masked_fill(mask, 0)
+    return winners
 
 
 def feature_inhibition(potentials: torch.Tensor, features) -> torch.Tensor:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .coding import times_to_wave
+from .competition import pick_winners
 from .learning import _receptive_fields, _stabilise, apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_rates_for_winners
 
 __all__ = [
@@ -427,23 +428,10 @@ def _compete_batch(pots, spec, time_steps):
         keys = torch.where(last == m, acc, keys)
         acc = acc + step
     keys = keys.masked_fill(~live, 0.0)
-    winners = torch.full((b, spec.k, 3), -1, dtype=torch.long, device=dev)
-    t_win = torch.full((b, spec.k), t, dtype=torch.long, device=dev)
-    yi = torch.arange(h, device=dev).view(1, 1, h, 1)
-    xi = torch.arange(w, device=dev).view(1, 1, 1, w)
-    active = torch.ones(b, dtype=torch.bool, device=dev)
-    flat_t = out_t.flatten(1)
-    for i in range(min(spec.k, nf)):
-        best, j = keys.flatten(1).max(1)
-        active &= best > 0
-        f, y, x = j // (h * w), j // w % h, j % w
-        winners[:, i] = torch.where(active[:, None], torch.stack([f, y, x], 1), -1)
-        t_win[:, i] = torch.where(active, flat_t.gather(1, j[:, None])[:, 0], t)
-        off = fi == f.view(b, 1, 1, 1)
-        if spec.radius > 0:
-            near = ((yi - y.view(b, 1, 1, 1)).abs() <= spec.radius) & ((xi - x.view(b, 1, 1, 1)).abs() <= spec.radius)
-            off = off | near
-        keys = keys.masked_fill(off, 0.0)
+    winners = pick_winners(keys, spec.k, spec.radius)
+    valid = winners[..., 0] >= 0
+    flat = (winners[..., 0] * h + winners[..., 1]) * w + winners[..., 2]
+    t_win = torch.where(valid, out_t.flatten(1).gather(1, flat.clamp_min(0)), t)
     return winners, t_win, live.flatten(1).sum(1), out_t
 
 
