@@ -18,7 +18,7 @@ import torch
 from . import __version__
 from .training import atomic_save
 
-__all__ = ["Run", "check_writable", "check_epochs_extension", "PhaseTimer"]
+__all__ = ["Run", "check_writable", "check_epochs_extension", "config_mismatch", "read_checkpoint", "PhaseTimer"]
 
 
 def check_writable(out) -> Path:
@@ -86,6 +86,35 @@ class PhaseTimer:
         return _Ctx()
 
 
+def read_checkpoint(path):
+    """``torch.load`` of a checkpoint, ``None`` if there is none; an unreadable file raises
+    ``ValueError`` (a run must never restart silently over a checkpoint it cannot read)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception as err:
+        raise ValueError(f"resume: checkpoint {path} is unreadable ({err}); delete it to start over") from None
+
+
+def config_mismatch(saved: dict, saved_seed, config, seed) -> list:
+    """Names of the fields (and ``"seed"``) in which a checkpoint's run differs from ``config``
+    and ``seed``, ``epochs`` aside; a field added to the config class since the checkpoint was
+    written counts with its default.
+
+    Example:
+        >>> from snnlab.models.mozafari2019 import Mozafari2019Config
+        >>> old = dataclasses.asdict(Mozafari2019Config(epochs=(2, 4, 20)))
+        >>> config_mismatch(old, 1, Mozafari2019Config(epochs=(2, 4, 680), test_samples=100), 2)
+        ['test_samples', 'seed']
+    """
+    new = dataclasses.asdict(config)
+    old = {**dataclasses.asdict(type(config)()), **saved}
+    diff = sorted(k for k in old.keys() | new.keys() if k != "epochs" and old.get(k) != new.get(k))
+    return diff + (["seed"] if saved_seed != seed else [])
+
+
 class Run:
     """One reproduction's output folder.
 
@@ -108,12 +137,7 @@ class Run:
             self.ckpt.unlink()
 
     def load_checkpoint(self):
-        if not self.ckpt.is_file():
-            return None
-        try:
-            return torch.load(self.ckpt, weights_only=False)
-        except Exception as err:  # a checkpoint we cannot read must not silently restart
-            raise ValueError(f"resume: checkpoint {self.ckpt} is unreadable ({err}); delete it to start over") from None
+        return read_checkpoint(self.ckpt)
 
     def check_resume(self, config, seed: int) -> None:
         """Raise ``ValueError`` now if the checkpoint (if any) cannot continue with ``config`` and ``seed``.
@@ -125,12 +149,12 @@ class Run:
             self._check_compatible(ck, config, seed)
 
     def _check_compatible(self, ck, config, seed):
-        # a field added to the config since the checkpoint was written has its default there
-        new, old = dataclasses.asdict(config), {**dataclasses.asdict(type(config)()), **ck["config"]}
-        if {k: v for k, v in old.items() if k != "epochs"} != {k: v for k, v in new.items() if k != "epochs"} \
-                or ck["seed"] != seed:
-            raise ValueError(f"resume: the checkpoint in {self.out} was made with another config or seed")
-        check_epochs_extension(old["epochs"], new["epochs"], ck["state"]["done"])
+        diff = config_mismatch(ck["config"], ck["seed"], config, seed)
+        if diff:
+            raise ValueError(f"resume: the checkpoint in {self.out} was made with another config or seed "
+                             f"(differs in: {', '.join(diff)}); use another --out or delete it")
+        old = {**dataclasses.asdict(type(config)()), **ck["config"]}
+        check_epochs_extension(old["epochs"], config.epochs, ck["state"]["done"])
 
     def save_checkpoint(self, state: dict) -> None:
         atomic_save(state, self.ckpt)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from snnlab._checks import check_tensor
 from snnlab.neurons import LIFParams, lif_simulate, lif_step, rheobase
+from snnlab.runs import config_mismatch, read_checkpoint
 from snnlab.training import atomic_save
 
 __all__ = [
@@ -856,21 +857,15 @@ def check_resume(out_dir, config: Kulkarni2018Config | None = None, seed: int = 
 
 
 def _load_checkpoint(path, cfg, seed):
-    if not path.is_file():
+    state = read_checkpoint(path)
+    if state is None:
         return None
-    try:
-        state = torch.load(path, weights_only=False)
-    except Exception as err:  # an unreadable checkpoint must not silently restart the run
-        raise ValueError(f"resume: checkpoint {path} is unreadable ({err}); delete it to start over") from None
     if not isinstance(state, dict) or not {"config", "seed", "W", "history", "gen_state"} <= set(state):
         raise ValueError(f"resume: {path} is not a kulkarni2018 checkpoint; use another --out or delete it")
-    old = {k: v for k, v in state["config"].items() if k != "epochs"}
-    new = {k: v for k, v in asdict(cfg).items() if k != "epochs"}
-    if old != new or state["seed"] != seed:
-        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        what = ", ".join(diff + (["seed"] if state["seed"] != seed else []))
+    diff = config_mismatch(state["config"], state["seed"], cfg, seed)
+    if diff:
         raise ValueError(f"resume: the checkpoint in {path.parent} was made with another protocol "
-                         f"(differs in: {what}); use another --out or delete it")
+                         f"(differs in: {', '.join(diff)}); use another --out or delete it")
     done = len(state["history"])
     if cfg.epochs < done:
         raise ValueError(f"resume: the checkpoint in {path.parent} has {done} epochs done; "
