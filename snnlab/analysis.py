@@ -183,7 +183,7 @@ def kheradpisheh_features(net, times, batch_size: int = 512) -> dict:
         >>> f["layer1"].shape, f["layer2"].shape
         (torch.Size([2, 7200]), torch.Size([2, 12150]))
     """
-    from .training import chunks, last_slice
+    from .training import block_pool, chunks, last_slice
 
     check_tensor(times, "times", 4)
     check_positive_int(batch_size, "batch_size")
@@ -192,10 +192,10 @@ def kheradpisheh_features(net, times, batch_size: int = 512) -> dict:
     l1, l2 = [], []
     for a, b in chunks(len(times), batch_size):
         x = last_slice(net.conv1_input(times[a:b].to(dev)), cfg.time_steps)
-        x = F.max_pool2d((F.conv2d(x, net.conv1.weight) > cfg.thresholds[0]).float(), 2, 2, 1)
+        x = block_pool(F.conv2d(x, net.conv1.weight) > cfg.thresholds[0], 2, 1)
         l1.append(x.flatten(1).to(torch.uint8).cpu())
-        x = (F.conv2d(F.pad(x, (1, 1, 1, 1)), net.conv2.weight) > cfg.thresholds[1]).float()
-        l2.append(F.max_pool2d(x, 2, 2, 1).flatten(1).to(torch.uint8).cpu())
+        x = F.conv2d(F.pad(x, (1, 1, 1, 1)).float(), net.conv2.weight) > cfg.thresholds[1]
+        l2.append(block_pool(x, 2, 1).flatten(1).to(torch.uint8).cpu())
     empty = torch.empty(0, 0, dtype=torch.uint8)
     return {"layer1": torch.cat(l1) if l1 else empty, "layer2": torch.cat(l2) if l2 else empty}
 

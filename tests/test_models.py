@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from snnlab import cli, io
 from snnlab.competition import k_winners, pointwise_inhibition
@@ -13,7 +14,7 @@ from snnlab.learning import apply_stdp, batch_stdp, rate_schedule, spike_times_o
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config
 from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
 from snnlab.training import _compete_batch, _train_stdp_batched
-from snnlab.training import StdpLayer, compete, decide, inhibit_times, layer_times, pool_times, train_rstdp, train_stdp
+from snnlab.training import StdpLayer, block_pool, compete, decide, inhibit_times, layer_times, pool_times, train_rstdp, train_stdp
 
 HAVE_MNIST = (data_root() / "MNIST" / "raw").is_dir()
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST not staged in data/MNIST/raw")
@@ -204,6 +205,26 @@ def test_batched_rstdp_mode_runs_and_stays_in_bounds():
     assert d.shape == (50,) and bool(((w >= 0.2 - 1e-7) & (w <= 0.8 + 1e-7)).all())
     with pytest.raises(ValueError, match="mode"):
         train_rstdp(w, x, y, torch.arange(20) // 2, (1, 1), (1, 1), 15, 0.2, 0.8, mode="fast")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8, torch.bool, torch.int16])
+def test_block_pool_equals_max_pool2d(dtype):
+    gen = torch.Generator().manual_seed(3)
+    for k in (1, 2, 3):
+        for p in range(k // 2 + 1):
+            for h, w in ((3, 4), (5, 5), (8, 9), (13, 12), (14, 14)):
+                x = torch.randint(0, 200, (2, 3, h, w), generator=gen)
+                x = (x > 100) if dtype == torch.bool else x.to(dtype)
+                got = block_pool(x, k, p)
+                assert got.dtype == dtype
+                assert torch.equal(got.float(), F.max_pool2d(x.float(), k, k, p)), (k, p, h, w)
+                assert torch.equal(block_pool(x, k, p, "min").float(), -F.max_pool2d(-x.float(), k, k, p))
+    with pytest.raises(ValueError, match="padding"):
+        block_pool(torch.zeros(1, 4, 4), 2, 2)
+    with pytest.raises(ValueError, match="mode"):
+        block_pool(torch.zeros(1, 4, 4), 2, 0, "mean")
+    with pytest.raises(ValueError, match="does not fit"):
+        block_pool(torch.zeros(1, 2, 2), 3, 0)
 
 
 def test_time_helpers_match_wave_operations():

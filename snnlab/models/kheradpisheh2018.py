@@ -21,7 +21,7 @@ from ..coding import Encoder, times_to_wave
 from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
 from ..runs import PhaseTimer, Run
-from ..training import StdpLayer, batch_for, batched_map, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
+from ..training import StdpLayer, batch_for, batched_map, block_pool, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
 
 __all__ = ["Kheradpisheh2018Config", "Kheradpisheh2018", "LinearSVM", "fit_svm", "train_layers", "classify",
            "reproduce", "PAPER_ACCURACY"]
@@ -143,10 +143,9 @@ class Kheradpisheh2018(nn.Module):
 
         def batch(a, b):  # a batch too large for memory is split by batched_map
             x = last_slice(self.conv1_input(times[a:b].to(dev)), cfg.time_steps)
-            x = (F.conv2d(x, self.conv1.weight) > cfg.thresholds[0]).float()
-            x = F.pad(F.max_pool2d(x, 2, 2, 1), (1, 1, 1, 1))
-            x = (F.conv2d(x, self.conv2.weight) > cfg.thresholds[1]).float()
-            return F.max_pool2d(x, 2, 2, 1).flatten(1).to(torch.uint8).cpu()
+            x = F.pad(block_pool(F.conv2d(x, self.conv1.weight) > cfg.thresholds[0], 2, 1), (1, 1, 1, 1))
+            x = F.conv2d(x.float(), self.conv2.weight) > cfg.thresholds[1]
+            return block_pool(x, 2, 1).flatten(1).to(torch.uint8).cpu()
 
         out = batched_map(batch, len(times), batch_for(dev, batch_size, 128))
         return torch.cat(out) if out else torch.empty(0, 0, dtype=torch.uint8)

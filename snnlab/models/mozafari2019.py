@@ -22,7 +22,7 @@ from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
 from ..learning import adaptive_rstdp_rates
 from ..runs import PhaseTimer, Run
-from ..training import StdpLayer, batch_for, batched_map, chunks, decide, last_slice, layer_times, pad_times, pool_times, stdp_epochs, train_rstdp
+from ..training import StdpLayer, batch_for, batched_map, block_pool, chunks, decide, last_slice, layer_times, pad_times, pool_times, stdp_epochs, train_rstdp
 
 __all__ = ["Mozafari2019Config", "Mozafari2019", "reproduce", "PAPER_ACCURACY", "REFERENCE_ACCURACY"]
 
@@ -172,14 +172,13 @@ class Mozafari2019(nn.Module):
 
         def batch(a, b):  # a batch too large for memory is split by batched_map
             x = last_slice(self.conv1_input(times[a:b].to(dev)), cfg.time_steps)
-            x = (F.conv2d(x, self.conv1.weight) > cfg.thresholds[0]).float()
-            x = F.pad(F.max_pool2d(x, 2, 2), (1, 1, 1, 1))
+            x = F.pad(block_pool(F.conv2d(x, self.conv1.weight) > cfg.thresholds[0], 2), (1, 1, 1, 1)).float()
             # the 3x3/3 pooling drops conv2's last rows and columns when its size is not a
             # multiple of 3 (14 -> 12): leave them out of the convolution (same bits elsewhere)
             kh, kw = self.conv2.weight.shape[-2:]
             x = x[..., :3 * ((x.shape[-2] - kh + 1) // 3) + kh - 1, :3 * ((x.shape[-1] - kw + 1) // 3) + kw - 1]
-            x = (F.conv2d(x, self.conv2.weight) > cfg.frozen_conv2_threshold).float()
-            return F.pad(F.max_pool2d(x, 3, 3), (2, 2, 2, 2)).to(torch.uint8).cpu()
+            x = F.conv2d(x, self.conv2.weight) > cfg.frozen_conv2_threshold
+            return F.pad(block_pool(x, 3), (2, 2, 2, 2)).to(torch.uint8).cpu()
 
         out = batched_map(batch, len(times), batch_for(dev, batch_size, 128))
         return torch.cat(out) if out else torch.empty(0, self.conv2.weight.shape[0], 8, 8, dtype=torch.uint8)
