@@ -1,6 +1,7 @@
 """Kulkarni & Rajendran (2018): encoding, hidden layer variants, output layer, NormAD, reproduce()."""
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from snnlab.models.kulkarni2018 import (
     compute_hidden_events,
     hidden_layer,
     input_spikes,
+    normad_kernel,
     normad_update,
     output_layer,
     pixel_current,
@@ -23,6 +25,8 @@ from snnlab.models.kulkarni2018 import (
     target_steps,
     train_kernels,
 )
+from snnlab.models import _kulkarni_kernels as _kernels
+from snnlab.models.kulkarni2018 import _predict
 from snnlab.neurons import lif_step
 
 TINY = dict(n_train=200, n_test=200, epochs=2, cnn_samples=1000, variant="fast")  # fast: seconds, not minutes
@@ -136,6 +140,43 @@ def test_normad_update_signs():
     assert float(dw[3].sum()) > 0 and float(dw[7].sum()) < 0
     assert float(dw[[0, 1, 2, 4, 5, 6, 8, 9]].abs().sum()) == 0
     assert float(dw[:, 30:].abs().sum()) == 0  # silent hidden neurons are not touched
+
+
+@pytest.fixture(scope="module")
+def real_events(kernels):
+    x, y = load_mnist(train=True)
+    cfg = Kulkarni2018Config.quick(hidden_batch=16)
+    return compute_hidden_events(x[:48], y[:48], kernels, cfg), cfg
+
+
+@pytest.mark.skipif(not _kernels.available(), reason="numba is not installed")
+def test_compiled_loops_equal_the_torch_functions(real_events):
+    # the compiled forward and NormAD update against output_layer and normad_update on real
+    # hidden events, then whole epochs (per-image and batched updates) against the torch loop
+    h, cfg = real_events
+    assert int(h.offsets[-1]) > 48 * 500  # real activity, not a silent layer
+    gen = torch.Generator().manual_seed(0)
+    W = torch.randn(10, 8112, generator=gen) * 300
+    out, cur = output_layer(h.batch(range(48)), 48, W, cfg)
+    assert int(out.sum()) > 48  # the outputs fire
+    pred = _kernels.predict(h, W, cfg)
+    assert pred.tolist() == _predict(out, cur).tolist()
+    g = normad_kernel(cfg).float()
+    for bs in (1, 4):
+        Wt, Wn = torch.zeros(10, 8112), torch.zeros(10, 8112)
+        perm = torch.randperm(48, generator=gen).tolist()
+        correct_t = 0
+        for a in range(0, 48, bs):
+            idx = perm[a:a + bs]
+            ev = h.batch(idx)
+            o, c = output_layer(ev, len(idx), Wt, cfg)
+            correct_t += int((_predict(o, c) == h.labels[idx]).sum())
+            Wt += 200.0 * normad_update(ev, len(idx), o, h.labels[idx], cfg, g)
+        correct_n = _kernels.train_epoch(h, Wn, 200.0, replace(cfg, batch_size=bs), perm, g, target_steps(cfg))
+        assert correct_n == correct_t
+        assert Wt.abs().max() > 100  # it learned something
+        # sums in another order (lateral trace sum, norms, err @ d) move values by rounding only
+        assert torch.allclose(Wn, Wt, rtol=0, atol=1e-4 * float(Wt.abs().max()))
 
 
 def test_hidden_events_roundtrip(mnist_small, kernels):
