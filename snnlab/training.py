@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import _stdp_kernels
 from .coding import times_to_wave
 from .competition import pick_winners
 from .learning import _receptive_fields, _stabilise, apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_rates_for_winners
@@ -364,6 +365,13 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
     # one, doing so again on untouched kernels is a no-op, so only the winners' rows need it
     first_update = True
     rates = rates.to(dev)
+    # CPU: the per-sample steps after the convolution run in compiled loops (same bits)
+    compiled = dev.type == "cpu" and _stdp_kernels.available() and weight.dtype == torch.float32 \
+        and weight.is_contiguous()
+    if compiled:
+        w_np = weight.detach().numpy()
+        rates_np = rates.float().numpy()
+        bounds = (np.float32(spec.lower), np.float32(spec.upper), np.float32(spec.flush_below))
     bar = _progress(range(n), progress, desc=desc, unit="sample", mininterval=1.0)
     it = iter(bar)
     # spike-waves are built for blocks of samples: one sample's call costs mostly overhead
@@ -377,7 +385,11 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
                 s = a0 + a
                 next(it, None)
                 win, n_spikes[s], t_win = _compete_cropped(wave[0], weight, spec, time_steps)
-                _update_winners(weight, tin[0], win, t_win, rates[s], spec)
+                if compiled:
+                    _stdp_kernels.update(w_np, tin[0].numpy(), win, t_win, rates_np[s, 0], rates_np[s, 1],
+                                         spec.stabilizer, *bounds)
+                else:
+                    _update_winners(weight, tin[0], win, t_win, rates[s], spec)
                 all_winners[s] = win
                 continue
             pots = F.conv2d(wave.flatten(0, 1), weight)
@@ -495,13 +507,21 @@ def _compete_cropped(wave, weight, spec, time_steps):
     n_taps = c * kh * kw
     margin = n_taps * n_taps * max(abs(spec.lower), abs(spec.upper)) * 2.0 ** -23
     last = F.conv2d(wave[-1:], weight)[0]
-    live = (last > spec.threshold - margin).any(0)
-    rows, cols = live.any(1).nonzero().flatten(), live.any(0).nonzero().flatten()
-    if not len(rows):
+    compiled = last.device.type == "cpu" and _stdp_kernels.available()
+    if compiled:
+        y0, y1, x0, x1 = _stdp_kernels.live_box(last.numpy(), np.float32(spec.threshold - margin))
+    else:
+        live = (last > spec.threshold - margin).any(0)
+        rows, cols = live.any(1).nonzero().flatten(), live.any(0).nonzero().flatten()
+        y0, y1, x0, x1 = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1) if len(rows) else (0,) * 4
+    if y1 == 0:
         return np.full((spec.k, 3), -1, dtype=np.int64), 0, np.full(spec.k, time_steps, dtype=np.int64)
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     pot = F.conv2d(wave[:, :, y0:y1 + kh - 1, x0:x1 + kw - 1], weight)
-    win, _, n_spk, t_win = _compete(pot, spec, time_steps)
+    if compiled:
+        win, t_win, n_spk = _stdp_kernels.compete(pot.numpy(), np.float32(spec.threshold), spec.k, spec.radius,
+                                                  spec.pointwise)
+    else:
+        win, _, n_spk, t_win = _compete(pot, spec, time_steps)
     valid = win[:, 0] >= 0
     win[valid, 1] += y0
     win[valid, 2] += x0

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snnlab import cli, io
+from snnlab import _stdp_kernels, cli, io
 from snnlab.competition import k_winners, pointwise_inhibition
 from snnlab.data import data_root
 from snnlab.layers import conv_potentials, fire
@@ -53,6 +53,28 @@ def test_chunked_stdp_equals_plain_loop_bit_for_bit(chunk):
     mine = w0.clone()
     train_stdp(mine, tin, spec, rates, 15, chunk=chunk)
     assert torch.equal(mine, ref)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("pointwise,radius,stabilizer", [(True, 0, True), (False, 1, True), (True, 2, False)])
+def test_exact_stdp_compiled_and_torch_steps_equal_plain_loop(monkeypatch, compiled, pointwise, radius, stabilizer):
+    # the per-sample steps after the convolution run compiled (numba) on CPU, else in torch:
+    # both must give the plain loop's weights and winners bit for bit
+    if compiled and not _stdp_kernels.available():
+        pytest.skip("numba is not installed")
+    if not compiled:
+        monkeypatch.setattr(_stdp_kernels, "available", lambda: False)
+    tin = rand_times(60, 4, 10, 10, p=0.4)
+    w0 = torch.empty(12, 4, 3, 3).normal_(0.8, 0.05, generator=g)
+    spec = StdpLayer(threshold=4.0, k=3, radius=radius, pointwise=pointwise, stabilizer=stabilizer)
+    rates, _ = rate_schedule(60, 0.05, every=10, a_minus=-0.04)
+    wins = []
+    ref = plain_stdp_loop(w0.clone(), tin, spec, rates, 15, winners=wins)
+    mine = w0.clone()
+    out = train_stdp(mine, tin, spec, rates, 15, chunk=1)
+    assert not torch.equal(ref, w0)  # it learned
+    assert torch.equal(mine, ref)
+    assert torch.equal(out["winners"], torch.stack(wins))
 
 
 def plain_batched_stdp(w, tin, spec, rates, t, batch):

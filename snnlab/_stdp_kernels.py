@@ -1,0 +1,145 @@
+"""Compiled CPU loops (numba) of one exact STDP step after its convolution.
+
+For one sample, the exact trainer (:func:`snnlab.training.train_stdp`) convolves the input, then
+runs first-spike competition, point-wise inhibition, k-WTA and the STDP update of the winners.
+In torch those last steps are ~60 small operations per sample, as much time as the convolution
+itself on a trained layer; here they are plain loops over the ~1% of neurons that fire. Every
+value is computed with the same float32 operations in the same order as the torch/numpy path
+(:func:`snnlab.training._compete`, :func:`snnlab.training._k_winners_of`,
+:func:`snnlab.training._update_winners`), so the weights come out bit for bit the same (tested).
+Without numba the torch path is used.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # optional
+    numba = None
+
+
+def available() -> bool:
+    """Whether the compiled loops can be used (numba is installed)."""
+    return numba is not None
+
+
+if numba is not None:
+
+    @numba.njit(cache=True)
+    def live_box(last, bound):
+        # bounding box (y0, y1, x0, x1) of the positions where any feature's last-slice
+        # potential exceeds bound; y1 == 0 when there is none
+        nf, h, w = last.shape
+        y0, y1, x0, x1 = h, 0, w, 0
+        for f in range(nf):
+            for y in range(h):
+                for x in range(w):
+                    if last[f, y, x] > bound:
+                        y0 = min(y0, y)
+                        y1 = max(y1, y + 1)
+                        x0 = min(x0, x)
+                        x1 = max(x1, x + 1)
+        return y0, y1, x0, x1
+
+    @numba.njit(cache=True)
+    def compete(pot, threshold, k, radius, pointwise):
+        # fire -> point-wise inhibition -> k-WTA on first-spike times, as training._compete and
+        # training._k_winners_of; pot (T, F, H, W) float32, non-decreasing in time.
+        # Returns winners (k, 3) (-1 rows pad), t_win (k,) (T for pads), number of spikes.
+        t_steps, nf, h, w = pot.shape
+        hw = h * w
+        n_max = nf * hw
+        idx = np.empty(n_max, np.int64)
+        tf = np.empty(n_max, np.int64)
+        vf = np.empty(n_max, np.float32)
+        n = 0
+        for f in range(nf):  # ascending flat (f, y, x) order, as the reference ranks ties
+            for y in range(h):
+                for x in range(w):
+                    if pot[t_steps - 1, f, y, x] > threshold:
+                        count = 0
+                        for t in range(t_steps):
+                            if pot[t, f, y, x] > threshold:
+                                count += 1
+                        t0 = t_steps - count
+                        idx[n] = (f * h + y) * w + x
+                        tf[n] = t0
+                        vf[n] = pot[t0, f, y, x]
+                        n += 1
+        if pointwise and n > 0:
+            # per location: earliest spike, then highest potential then, then lowest feature
+            tmin = np.full(hw, t_steps, np.int64)
+            for i in range(n):
+                loc = idx[i] % hw
+                tmin[loc] = min(tmin[loc], tf[i])
+            vmax = np.full(hw, -np.inf, np.float32)
+            for i in range(n):
+                loc = idx[i] % hw
+                if tf[i] == tmin[loc] and vf[i] > vmax[loc]:
+                    vmax[loc] = vf[i]
+            fmin = np.full(hw, nf, np.int64)
+            for i in range(n):
+                loc = idx[i] % hw
+                if tf[i] == tmin[loc] and vf[i] == vmax[loc]:
+                    fmin[loc] = min(fmin[loc], idx[i] // hw)
+            m = 0
+            for i in range(n):
+                loc = idx[i] % hw
+                if tf[i] == tmin[loc] and vf[i] == vmax[loc] and idx[i] // hw == fmin[loc]:
+                    idx[m], tf[m], vf[m] = idx[i], tf[i], vf[i]
+                    m += 1
+            n = m
+        winners = np.full((k, 3), -1, np.int64)
+        t_win = np.full(k, t_steps, np.int64)
+        if n == 0:
+            return winners, t_win, 0
+        vmx = vf[0]
+        for i in range(1, n):
+            if vf[i] > vmx:
+                vmx = vf[i]
+        big = vmx * np.float32(t_steps)
+        keys = np.empty(n, np.float32)
+        for i in range(n):
+            step = vf[i] + big
+            acc = step
+            for _ in range(t_steps - 1 - tf[i]):  # added once per step from t0 on, in sequence
+                acc = acc + step
+            keys[i] = acc
+        for r in range(min(k, nf)):
+            j = 0
+            for i in range(1, n):
+                if keys[i] > keys[j]:
+                    j = i
+            if keys[j] == 0:
+                break
+            fj, yj, xj = idx[j] // hw, idx[j] // w % h, idx[j] % w
+            winners[r, 0], winners[r, 1], winners[r, 2] = fj, yj, xj
+            t_win[r] = tf[j]
+            for i in range(n):
+                fi, yi, xi = idx[i] // hw, idx[i] // w % h, idx[i] % w
+                if fi == fj or (radius > 0 and abs(yi - yj) <= radius and abs(xi - xj) <= radius):
+                    keys[i] = 0
+        return winners, t_win, n
+
+    @numba.njit(cache=True)
+    def update(weight, tin, winners, t_win, a_plus, a_minus, stabilizer, lower, upper, flush_below):
+        # STDP of the winners' kernels in place, as training._update_winners: LTP where the
+        # input spiked at or before the winner, LTD otherwise, stabiliser, clip, flush
+        _, c, kh, kw = weight.shape
+        for r in range(winners.shape[0]):
+            f, y, x = winners[r, 0], winners[r, 1], winners[r, 2]
+            if f < 0:
+                continue
+            t = t_win[r]
+            for ci in range(c):
+                for a in range(kh):
+                    for b in range(kw):
+                        lr = a_plus if tin[ci, y + a, x + b] <= t else a_minus
+                        wv = weight[f, ci, a, b]
+                        s = (wv - lower) * (upper - wv) if stabilizer else np.float32(1)
+                        wv = wv + lr * s
+                        wv = min(max(wv, lower), upper)
+                        if abs(wv) < flush_below:
+                            wv = np.float32(0)
+                        weight[f, ci, a, b] = wv
