@@ -279,7 +279,8 @@ def run_kheradpisheh(config=None, seed: int = 1, device="cpu", root=None, images
         ftr = net(tr[:cfg.svm_train_samples])
         fte = net(te)
     with timer("svm"):
-        scores = svm_scores(ftr, ytr[:cfg.svm_train_samples], fte, yte[:cfg.test_samples], cfg.svm_c, svm_tol)
+        scores = svm_scores(ftr, ytr[:cfg.svm_train_samples], fte, yte[:cfg.test_samples], cfg.svm_c, svm_tol,
+                            cfg.svm_c_grid, cfg.svm_val_fraction)
     spiking = (te < cfg.time_steps).flatten(1).sum(1).float()
     out = {
         "net": net,

@@ -100,7 +100,7 @@ def read_checkpoint(path):
 
 def config_mismatch(saved: dict, saved_seed, config, seed) -> list:
     """Names of the fields (and ``"seed"``) in which a checkpoint's run differs from ``config``
-    and ``seed``, ``epochs`` aside; a field added to the config class since the checkpoint was
+    and ``seed``, ``epochs`` (and the config class's ``RESUME_FREE`` fields) aside; a field added to the config class since the checkpoint was
     written counts with its default.
 
     Example:
@@ -111,7 +111,8 @@ def config_mismatch(saved: dict, saved_seed, config, seed) -> list:
     """
     new = dataclasses.asdict(config)
     old = {**dataclasses.asdict(type(config)()), **saved}
-    diff = sorted(k for k in old.keys() | new.keys() if k != "epochs" and old.get(k) != new.get(k))
+    free = {"epochs", *getattr(type(config), "RESUME_FREE", ())}
+    diff = sorted(k for k in old.keys() | new.keys() if k not in free and old.get(k) != new.get(k))
     return diff + (["seed"] if saved_seed != seed else [])
 
 

@@ -1,4 +1,5 @@
 """Models, training loops, results folders, persistence and the command line."""
+import dataclasses
 import json
 
 import pytest
@@ -468,6 +469,55 @@ def test_linear_svm_matches_sklearn_linearsvc():
     assert len(dropped) > 0 and np.abs(ref.coef_[:, dropped]).max() < 1e-6
     assert np.abs(ref.coef_[:, mine.columns_] - mine.coef_).max() < 0.02 * np.abs(ref.coef_).max()
     assert np.abs(ref.intercept_ - mine.intercept_).max() < 0.02 * np.abs(ref.intercept_).max()
+
+
+@needs_mnist
+def test_svm_c_is_chosen_on_held_out_training_samples_only():
+    from snnlab.data import load_mnist
+    from snnlab.models.kheradpisheh2018 import LinearSVM, classify, select_svm_c
+
+    x, y = load_mnist(train=False)
+    f = (x[:1200].flatten(1) > 128).to(torch.uint8)
+    best, val = select_svm_c(f, y[:1200], grid=(1e-4, 0.01, 2.4), val_fraction=0.25)
+    assert list(val) == [1e-4, 0.01, 2.4] and best == max(val, key=val.get)
+    # each score is a fit on the first 900 samples, scored on the last 300
+    clf = LinearSVM(0.01).fit(f[:900], y[:900])
+    assert val[0.01] == pytest.approx(100 * float((clf.predict(f[900:]) == y[900:1200]).double().mean()))
+    assert val[1e-4] < val[0.01]  # C = 1e-4 underfits 0/1 pixels badly
+    # changing the test set cannot change the choice
+    ft = (x[1200:1500].flatten(1) > 128).to(torch.uint8)
+    a = classify(f, y[:1200], ft, y[1200:1500], c=None, grid=(1e-4, 0.01, 2.4), val_fraction=0.25)
+    b = classify(f, y[:1200], ft, torch.zeros(300, dtype=torch.long), c=None, grid=(1e-4, 0.01, 2.4),
+                 val_fraction=0.25)
+    assert a["svm_c"] == b["svm_c"] == best and a["svm_validation"] == val
+    assert classify(f, y[:1200], ft, y[1200:1500], c=2.4)["svm_validation"] == {}
+    with pytest.raises(ValueError, match="val_fraction"):
+        select_svm_c(f, y[:1200], val_fraction=1.0)
+    with pytest.raises(ValueError, match="grid"):
+        select_svm_c(f, y[:1200], grid=())
+
+
+def test_kheradpisheh_config_rejects_bad_svm_settings():
+    from snnlab.models.kheradpisheh2018 import Kheradpisheh2018Config
+
+    with pytest.raises(ValueError, match="svm_c"):
+        Kheradpisheh2018Config(svm_c=-1.0)
+    with pytest.raises(ValueError, match="svm_c_grid"):
+        Kheradpisheh2018Config(svm_c_grid=(0.1, "big"))
+    with pytest.raises(ValueError, match="svm_c_grid"):
+        Kheradpisheh2018Config(svm_c_grid=())
+    with pytest.raises(ValueError, match="svm_val_fraction"):
+        Kheradpisheh2018Config(svm_val_fraction=0.0)
+
+
+def test_resume_may_change_the_classifier_but_not_the_training():
+    from snnlab.models.kheradpisheh2018 import Kheradpisheh2018Config
+    from snnlab.runs import config_mismatch
+
+    old = dataclasses.asdict(Kheradpisheh2018Config(svm_c=2.4))
+    assert config_mismatch(old, 1, Kheradpisheh2018Config(), 1) == []
+    assert config_mismatch(old, 1, Kheradpisheh2018Config(svm_c_grid=(1.0,), svm_val_fraction=0.5), 1) == []
+    assert config_mismatch(old, 1, Kheradpisheh2018Config(thresholds=(9.0, 1.0)), 1) == ["thresholds"]
 
 
 def test_linear_svm_rejects_bad_input():

@@ -3,11 +3,13 @@
 Architecture (MNIST, 28x28): 2 DoG channels -> pad 2 -> conv1 (32 @ 5x5, threshold 10)
 -> pool 2/2 pad 1 -> pad 1 -> conv2 (150 @ 2x2, threshold 1) -> pool 2/2 pad 1; the
 features are whether each pooled conv2 neuron spiked at all (150 x 9 x 9 = 12,150 bits),
-classified by ``LinearSVC(C=2.4)``.
+classified by a linear SVM (``LinearSVC``; the paper's ``C = 2.4``, or, by default, ``C``
+chosen on held-out training features: see :func:`select_svm_c`).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,9 +26,11 @@ from ..runs import PhaseTimer, Run
 from ..training import StdpLayer, batch_for, batched_map, block_pool, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
 
 __all__ = ["Kheradpisheh2018Config", "Kheradpisheh2018", "LinearSVM", "fit_svm", "train_layers", "classify",
-           "reproduce", "PAPER_ACCURACY"]
+           "select_svm_c", "SVM_C_GRID", "reproduce", "PAPER_ACCURACY"]
 
 PAPER_ACCURACY = 98.4
+#: Candidate values of the SVM's C (the paper's 2.4 among them), chosen by validation.
+SVM_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 2.4)
 
 
 @dataclass
@@ -41,7 +45,15 @@ class Kheradpisheh2018Config:
     per device); it does not change the result. ``stdp_mode="batched"`` trains conv1/conv2 by
     mini-batches of ``stdp_batch`` samples (winners found with the batch-start weights,
     updates summed); ``"exact"`` (published) is sample by sample.
+
+    The classifier: ``svm_c=None`` (default) picks ``C`` from ``svm_c_grid`` by the accuracy
+    on the last ``svm_val_fraction`` of the SVM's training features (held out, never the
+    test set), then refits on all of them; a number fixes ``C`` (the paper: 2.4). These
+    three fields may change when a finished run is resumed: they do not touch STDP.
     """
+
+    #: fields a resumed run may change (the classifier only)
+    RESUME_FREE = ("svm_c", "svm_c_grid", "svm_val_fraction")
 
     time_steps: int = 15
     features: tuple = (32, 150)
@@ -60,7 +72,9 @@ class Kheradpisheh2018Config:
     train_samples: tuple = (60000, 60000)
     svm_train_samples: int = 60000
     test_samples: int = 10000
-    svm_c: float = 2.4
+    svm_c: float | None = None
+    svm_c_grid: tuple = SVM_C_GRID
+    svm_val_fraction: float = 1 / 6
     chunk: int | None = None
     stdp_mode: str = "exact"
     stdp_batch: int = 16
@@ -78,6 +92,16 @@ class Kheradpisheh2018Config:
             raise ValueError(f"stdp_mode: expected 'exact' or 'batched', got {self.stdp_mode!r}")
         if isinstance(self.stdp_batch, bool) or not isinstance(self.stdp_batch, int) or self.stdp_batch < 1:
             raise ValueError(f"stdp_batch: expected a positive int, got {self.stdp_batch!r}")
+        try:
+            self.svm_c_grid = tuple(float(c) for c in self.svm_c_grid)
+        except (TypeError, ValueError):
+            raise ValueError(f"svm_c_grid: expected a sequence of positive numbers, got {self.svm_c_grid!r}") from None
+        if self.svm_c is not None and not (isinstance(self.svm_c, (int, float)) and 0 < self.svm_c < math.inf):
+            raise ValueError(f"svm_c: expected a positive number or None (chosen by validation), got {self.svm_c!r}")
+        if not self.svm_c_grid or not all(0 < c < math.inf for c in self.svm_c_grid):
+            raise ValueError(f"svm_c_grid: expected positive numbers, got {self.svm_c_grid}")
+        if not 0 < self.svm_val_fraction < 1:
+            raise ValueError(f"svm_val_fraction: expected a number in (0, 1), got {self.svm_val_fraction!r}")
         if not 1 <= self.svm_train_samples <= 60000:
             raise ValueError(f"svm_train_samples: expected 1..60000, got {self.svm_train_samples}")
         if not 1 <= self.test_samples <= 10000:
@@ -287,17 +311,63 @@ def train_layers(net: Kheradpisheh2018, train_times: torch.Tensor, state: dict, 
                         doubling=cfg.rate_doubling[li], name=name)
 
 
-def classify(train_features, train_labels, test_features, test_labels, c: float = 2.4, tol: float = 1e-4) -> dict:
+def select_svm_c(features, labels, grid=SVM_C_GRID, val_fraction: float = 1 / 6, tol: float = 1e-4):
+    r"""Choose the SVM's ``C`` on held-out *training* samples: :math:`\arg\max_C \mathrm{acc}_{val}(C)`.
+
+    Fits :class:`LinearSVM` on the first ``1 - val_fraction`` of the samples for each ``C``
+    of ``grid`` and scores it on the rest (the test set is never seen); ties go to the
+    first ``C`` in ``grid``.
+
+    Args:
+        features: binary training features.
+        labels: their int labels.
+        grid: candidate values of ``C``.
+        val_fraction: share of the samples (the last ones) held out for validation.
+        tol: liblinear's stopping tolerance.
+
+    Returns:
+        ``(best_c, {C: validation accuracy in %})``.
+
+    Shape:
+        - features: :math:`(N, D)`; labels: :math:`(N,)`.
+
+    Example:
+        >>> x = torch.tensor([[1, 0], [0, 1]] * 6, dtype=torch.uint8)
+        >>> select_svm_c(x, torch.tensor([0, 1] * 6), grid=(0.1, 1.0), val_fraction=1/3)[0]
+        0.1
+    """
+    y = torch.as_tensor(labels).long()
+    if len(grid) == 0:
+        raise ValueError("grid: expected at least one value of C, got none")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
+    n_fit = len(y) - max(1, round(val_fraction * len(y)))
+    if n_fit < 2:
+        raise ValueError(f"features: expected enough samples for a fit and a validation split, got {len(y)}")
+    scores = {}
+    for c in grid:
+        clf = LinearSVM(c, tol=tol).fit(features[:n_fit], y[:n_fit])
+        scores[float(c)] = 100 * float((clf.predict(features[n_fit:]) == y[n_fit:]).double().mean())
+    best = max(scores, key=scores.get)  # first maximum: dicts keep the grid's order
+    return best, scores
+
+
+def classify(train_features, train_labels, test_features, test_labels, c: float | None = 2.4,
+             tol: float = 1e-4, grid=SVM_C_GRID, val_fraction: float = 1 / 6) -> dict:
     r"""Linear SVM on spike features: accuracies :math:`100\,\#\{\hat y = y\}/N`, silent samples, confusion.
 
     Args:
         train_features, test_features: binary features.
         train_labels, test_labels: int labels.
-        c, tol: the SVM's ``C`` and stopping tolerance (:class:`LinearSVM`).
+        c, tol: the SVM's ``C`` and stopping tolerance (:class:`LinearSVM`); ``c=None``
+            chooses ``C`` from ``grid`` with :func:`select_svm_c` (on the training samples
+            only), then fits on all training samples.
+        grid, val_fraction: see :func:`select_svm_c` (used when ``c`` is None).
 
     Returns:
-        ``{"train_accuracy", "test_accuracy", "test_silent", "feature_density", "confusion"}``
-        (accuracies in %, confusion int64 ``(10, 10)``, rows = true digit).
+        ``{"train_accuracy", "test_accuracy", "test_silent", "feature_density", "confusion",
+        "svm_c", "svm_validation"}`` (accuracies in %, confusion int64 ``(10, 10)``, rows =
+        true digit; ``svm_validation``: ``{C: accuracy}``, empty when ``c`` was given).
 
     Shape:
         - features: :math:`(N, D)`; labels: :math:`(N,)`.
@@ -308,6 +378,9 @@ def classify(train_features, train_labels, test_features, test_labels, c: float 
         100.0
     """
     ytr, yte = torch.as_tensor(train_labels).long(), torch.as_tensor(test_labels).long()
+    validation = {}
+    if c is None:
+        c, validation = select_svm_c(train_features, ytr, grid, val_fraction, tol)
     clf = LinearSVM(c, tol=tol).fit(train_features, ytr)
     ptr, pte = clf.predict(train_features), clf.predict(test_features)
     confusion = confusion_matrix(yte, pte, 10)
@@ -317,6 +390,8 @@ def classify(train_features, train_labels, test_features, test_labels, c: float 
         "test_silent": int((torch.as_tensor(test_features).sum(1) == 0).sum()),
         "feature_density": float(torch.as_tensor(test_features).float().mean()),
         "confusion": confusion,
+        "svm_c": float(c),
+        "svm_validation": validation,
     }
 
 
@@ -363,7 +438,12 @@ def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kherad
         ftr = net(tr_times[:cfg.svm_train_samples])
         fte = net(te_times)
     with timer("svm"):
-        scores = classify(ftr, tr_labels[:cfg.svm_train_samples], fte, te_labels, cfg.svm_c)
+        scores = classify(ftr, tr_labels[:cfg.svm_train_samples], fte, te_labels, cfg.svm_c,
+                          grid=cfg.svm_c_grid, val_fraction=cfg.svm_val_fraction)
+    if scores["svm_validation"]:
+        log("SVM C by validation on the last {:.0%} of the training features: ".format(cfg.svm_val_fraction)
+            + ", ".join(f"{c:g}: {a:.2f}%" for c, a in scores["svm_validation"].items())
+            + f" -> C = {scores['svm_c']:g}")
     log(f"SVM: train {scores['train_accuracy']:.2f}%  test {scores['test_accuracy']:.2f}%  "
         f"(silent test samples: {scores['test_silent']})")
 
