@@ -13,6 +13,7 @@ from snnlab.models.kulkarni2018 import (
     Kulkarni2018Config,
     check_resume,
     compute_hidden_events,
+    expected_hidden_counts,
     hidden_layer,
     input_spikes,
     normad_kernel,
@@ -26,7 +27,7 @@ from snnlab.models.kulkarni2018 import (
     train_kernels,
 )
 from snnlab.models import _kulkarni_kernels as _kernels
-from snnlab.models.kulkarni2018 import _predict
+from snnlab.models.kulkarni2018 import _KernelCNN, _config_key, _predict, input_trace_table
 from snnlab.neurons import lif_step
 
 TINY = dict(n_train=200, n_test=200, epochs=2, cnn_samples=1000, variant="fast")  # fast: seconds, not minutes
@@ -262,9 +263,42 @@ def test_resume_refuses_another_protocol_fewer_epochs_or_a_broken_file(tiny_run,
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"not a checkpoint"  # nothing overwritten
 
 
+def test_lif_cnn_features_predict_the_hidden_spike_counts(mnist_small):
+    # The "lif" CNN must see what the spiking hidden layer sees: its activation (the
+    # analytic rate of the mean hidden current, in units of 100 Hz) times 10 is the expected
+    # spike count of each hidden neuron in 100 ms.
+    x, y = load_mnist(train=True)
+    cfg = Kulkarni2018Config.quick(cnn_activation="lif")
+    k, acc = train_kernels(x[:1000], y[:1000], cfg, seed=0)
+    assert acc > 50.0  # learns: chance is 10 %
+    net = _KernelCNN(cfg)
+    net.conv.weight.data.copy_(k)
+    feats = []
+    net.fc.register_forward_hook(lambda m, inp, out: feats.append(inp[0]))
+    net(input_trace_table(cfg).mean(1)[mnist_small[0].long()].unsqueeze(1))
+    expected = expected_hidden_counts(mnist_small[0], k, cfg)
+    assert torch.allclose(feats[0] * 10, expected.flatten(1), rtol=1e-5, atol=1e-4)
+    counts = hidden_layer(mnist_small[0], k, cfg, record="counts").float()
+    r = torch.corrcoef(torch.stack([expected.flatten(), counts.flatten()]))[0, 1]
+    assert float(r) > 0.98
+    assert float(expected.sum()) == pytest.approx(float(counts.sum()), rel=0.1)
+    plain, _ = train_kernels(x[:1000], y[:1000], Kulkarni2018Config.quick(), seed=0)
+    assert not torch.allclose(plain, k)  # the activation changes what is learned
+    with pytest.raises(ValueError, match="inputs"):
+        expected_hidden_counts(torch.zeros(2, 27, 28, dtype=torch.uint8), k)
+
+
+def test_cache_key_of_relu_configs_is_unchanged():
+    # caches of earlier runs are named by this key: adding cnn_activation must not rename them
+    assert _config_key(Kulkarni2018Config()) == "bbceb2b77734"
+    assert _config_key(Kulkarni2018Config(cnn_activation="lif")) != "bbceb2b77734"
+
+
 def test_bad_arguments_raise_naming_argument(kernels):
     with pytest.raises(ValueError, match="variant"):
         Kulkarni2018Config(variant="slow")
+    with pytest.raises(ValueError, match="cnn_activation"):
+        Kulkarni2018Config(cnn_activation="tanh")
     with pytest.raises(ValueError, match="n_train"):
         Kulkarni2018Config(n_train=0)
     with pytest.raises(TypeError, match="epochs"):
