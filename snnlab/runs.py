@@ -100,8 +100,8 @@ def read_checkpoint(path):
 
 def config_mismatch(saved: dict, saved_seed, config, seed) -> list:
     """Names of the fields (and ``"seed"``) in which a checkpoint's run differs from ``config``
-    and ``seed``, ``epochs`` (and the config class's ``RESUME_FREE`` fields) aside; a field added to the config class since the checkpoint was
-    written counts with its default.
+    and ``seed``, ``epochs`` and the config class's ``RESUME_FREE`` fields aside; a field added
+    to the config class since the checkpoint was written counts with its default.
 
     Example:
         >>> from snnlab.models.mozafari2019 import Mozafari2019Config

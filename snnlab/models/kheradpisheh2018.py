@@ -96,7 +96,8 @@ class Kheradpisheh2018Config:
             self.svm_c_grid = tuple(float(c) for c in self.svm_c_grid)
         except (TypeError, ValueError):
             raise ValueError(f"svm_c_grid: expected a sequence of positive numbers, got {self.svm_c_grid!r}") from None
-        if self.svm_c is not None and not (isinstance(self.svm_c, (int, float)) and 0 < self.svm_c < math.inf):
+        if self.svm_c is not None and (isinstance(self.svm_c, bool) or not isinstance(self.svm_c, (int, float))
+                                       or not 0 < self.svm_c < math.inf):
             raise ValueError(f"svm_c: expected a positive number or None (chosen by validation), got {self.svm_c!r}")
         if not self.svm_c_grid or not all(0 < c < math.inf for c in self.svm_c_grid):
             raise ValueError(f"svm_c_grid: expected positive numbers, got {self.svm_c_grid}")
