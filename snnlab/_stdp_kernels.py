@@ -50,44 +50,51 @@ if numba is not None:
         t_steps, nf, h, w = pot.shape
         hw = h * w
         n_max = nf * hw
-        idx = np.empty(n_max, np.int64)
+        flat = pot.reshape(t_steps, n_max)
+        # spikes per neuron over time: one branch-free pass per slice vectorises, whereas
+        # counting neuron by neuron mispredicts on every threshold test
+        count = np.zeros(n_max, np.uint8)
+        for t in range(t_steps):
+            row = flat[t]
+            for j in range(n_max):
+                count[j] += np.uint8(row[j] > threshold)
+        # feature and location of each firing neuron kept apart: integer division per
+        # neuron and per k-WTA round would cost more than all the comparisons
+        feat = np.empty(n_max, np.int64)
+        loc = np.empty(n_max, np.int64)
         tf = np.empty(n_max, np.int64)
         vf = np.empty(n_max, np.float32)
         n = 0
+        last = flat[t_steps - 1]
         for f in range(nf):  # ascending flat (f, y, x) order, as the reference ranks ties
-            for y in range(h):
-                for x in range(w):
-                    if pot[t_steps - 1, f, y, x] > threshold:
-                        count = 0
-                        for t in range(t_steps):
-                            if pot[t, f, y, x] > threshold:
-                                count += 1
-                        t0 = t_steps - count
-                        idx[n] = (f * h + y) * w + x
-                        tf[n] = t0
-                        vf[n] = pot[t0, f, y, x]
-                        n += 1
+            base = f * hw
+            for p in range(hw):
+                j = base + p
+                if last[j] > threshold:
+                    t0 = t_steps - np.int64(count[j])
+                    feat[n] = f
+                    loc[n] = p
+                    tf[n] = t0
+                    vf[n] = flat[t0, j]
+                    n += 1
         if pointwise and n > 0:
             # per location: earliest spike, then highest potential then, then lowest feature
             tmin = np.full(hw, t_steps, np.int64)
             for i in range(n):
-                loc = idx[i] % hw
-                tmin[loc] = min(tmin[loc], tf[i])
+                tmin[loc[i]] = min(tmin[loc[i]], tf[i])
             vmax = np.full(hw, -np.inf, np.float32)
             for i in range(n):
-                loc = idx[i] % hw
-                if tf[i] == tmin[loc] and vf[i] > vmax[loc]:
-                    vmax[loc] = vf[i]
+                if tf[i] == tmin[loc[i]] and vf[i] > vmax[loc[i]]:
+                    vmax[loc[i]] = vf[i]
             fmin = np.full(hw, nf, np.int64)
             for i in range(n):
-                loc = idx[i] % hw
-                if tf[i] == tmin[loc] and vf[i] == vmax[loc]:
-                    fmin[loc] = min(fmin[loc], idx[i] // hw)
+                if tf[i] == tmin[loc[i]] and vf[i] == vmax[loc[i]]:
+                    fmin[loc[i]] = min(fmin[loc[i]], feat[i])
             m = 0
             for i in range(n):
-                loc = idx[i] % hw
-                if tf[i] == tmin[loc] and vf[i] == vmax[loc] and idx[i] // hw == fmin[loc]:
-                    idx[m], tf[m], vf[m] = idx[i], tf[i], vf[i]
+                li = loc[i]
+                if tf[i] == tmin[li] and vf[i] == vmax[li] and feat[i] == fmin[li]:
+                    feat[m], loc[m], tf[m], vf[m] = feat[i], li, tf[i], vf[i]
                     m += 1
             n = m
         winners = np.full((k, 3), -1, np.int64)
@@ -100,12 +107,16 @@ if numba is not None:
                 vmx = vf[i]
         big = vmx * np.float32(t_steps)
         keys = np.empty(n, np.float32)
+        ys = np.empty(n, np.int64)
+        xs = np.empty(n, np.int64)
         for i in range(n):
             step = vf[i] + big
             acc = step
             for _ in range(t_steps - 1 - tf[i]):  # added once per step from t0 on, in sequence
                 acc = acc + step
             keys[i] = acc
+            ys[i] = loc[i] // w
+            xs[i] = loc[i] - ys[i] * w
         for r in range(min(k, nf)):
             j = 0
             for i in range(1, n):
@@ -113,12 +124,11 @@ if numba is not None:
                     j = i
             if keys[j] == 0:
                 break
-            fj, yj, xj = idx[j] // hw, idx[j] // w % h, idx[j] % w
+            fj, yj, xj = feat[j], ys[j], xs[j]
             winners[r, 0], winners[r, 1], winners[r, 2] = fj, yj, xj
             t_win[r] = tf[j]
             for i in range(n):
-                fi, yi, xi = idx[i] // hw, idx[i] // w % h, idx[i] % w
-                if fi == fj or (radius > 0 and abs(yi - yj) <= radius and abs(xi - xj) <= radius):
+                if feat[i] == fj or (radius > 0 and abs(ys[i] - yj) <= radius and abs(xs[i] - xj) <= radius):
                     keys[i] = 0
         return winners, t_win, n
 

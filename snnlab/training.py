@@ -374,17 +374,18 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
         bounds = (np.float32(spec.lower), np.float32(spec.upper), np.float32(spec.flush_below))
     bar = _progress(range(n), progress, desc=desc, unit="sample", mininterval=1.0)
     it = iter(bar)
-    # spike-waves are built for blocks of samples: one sample's call costs mostly overhead
+    # spike-waves of whole maps are built for blocks of samples (one sample's call costs
+    # mostly overhead), and only where a chunk is convolved whole
     block = chunk * -(-64 // chunk)
     for a0, b0 in chunks(n, block):
         tin_block = input_times[a0:b0].to(dev)
-        wave_block = times_to_wave(tin_block, time_steps)
+        wave_block = None
         for a, b in chunks(b0 - a0, chunk):
-            tin, wave = tin_block[a:b], wave_block[a:b]
+            tin = tin_block[a:b]
             if chunk == 1 and not first_update:
                 s = a0 + a
                 next(it, None)
-                win, n_spikes[s], t_win = _compete_cropped(wave[0], weight, spec, time_steps)
+                win, n_spikes[s], t_win = _compete_cropped(tin[0], weight, spec, time_steps)
                 if compiled:
                     _stdp_kernels.update(w_np, tin[0].numpy(), win, t_win, rates_np[s, 0], rates_np[s, 1],
                                          spec.stabilizer, *bounds)
@@ -392,6 +393,9 @@ def train_stdp(weight: torch.Tensor, input_times: torch.Tensor, spec: StdpLayer,
                     _update_winners(weight, tin[0], win, t_win, rates[s], spec)
                 all_winners[s] = win
                 continue
+            if wave_block is None:
+                wave_block = times_to_wave(tin_block, time_steps)
+            wave = wave_block[a:b]
             pots = F.conv2d(wave.flatten(0, 1), weight)
             pots = pots.view(b - a, time_steps, *pots.shape[1:])
             changed = torch.zeros(nf, dtype=torch.bool, device=dev)
@@ -435,13 +439,12 @@ def _train_stdp_batched(weight, input_times, spec, rates, time_steps, batch, pro
     bar = _progress(chunks(n, batch), progress, desc=desc, unit="batch", mininterval=1.0)
     for a, b in bar:
         tin = input_times[a:b].to(dev)
-        wave = times_to_wave(tin, time_steps)
         if dense:
-            pots = F.conv2d(wave.flatten(0, 1), weight)
+            pots = F.conv2d(times_to_wave(tin, time_steps).flatten(0, 1), weight)
             pots = pots.view(b - a, time_steps, nf, *pots.shape[-2:])
             winners, t_win, n_spk, _ = _compete_batch(pots, spec, time_steps)
         else:
-            found = [_compete_cropped(wave[i], weight, spec, time_steps) for i in range(b - a)]
+            found = [_compete_cropped(tin[i], weight, spec, time_steps) for i in range(b - a)]
             winners = torch.from_numpy(np.stack([f[0] for f in found])).to(dev)
             n_spk = torch.tensor([f[1] for f in found])
             t_win = torch.from_numpy(np.stack([f[2] for f in found])).to(dev)
@@ -495,18 +498,20 @@ def _compete_batch(pots, spec, time_steps):
     return winners, t_win, live.flatten(1).sum(1), out_t
 
 
-def _compete_cropped(wave, weight, spec, time_steps):
-    # _compete for one sample, convolving all T slices only over the bounding box of the
-    # neurons that can fire at all. The box comes from a convolution of the last slice alone
-    # (1/T of the work), whose bits may differ from the T-slice convolution's by rounding: a
-    # margin covers that (|error| <= N u * sum|terms| for each of the two sums, N taps, unit
-    # roundoff u = 2**-24, |w| <= bound, inputs 0/1). Convolving a crop gives the same bits as
-    # the same outputs of the whole map (checked on real data of all four layers), and the
-    # flat (f, y, x) order, hence every tie-break, is unchanged within the box.
+def _compete_cropped(tin, weight, spec, time_steps):
+    # _compete for one sample (spike times tin (C, H, W)), convolving all T slices only over
+    # the bounding box of the neurons that can fire at all. The box comes from a convolution
+    # of the last slice alone (1/T of the work), whose bits may differ from the T-slice
+    # convolution's by rounding: a margin covers that (|error| <= N u * sum|terms| for each of
+    # the two sums, N taps, unit roundoff u = 2**-24, |w| <= bound, inputs 0/1). Convolving a
+    # crop gives the same bits as the same outputs of the whole map (checked on real data of
+    # all four layers), and the flat (f, y, x) order, hence every tie-break, is unchanged
+    # within the box. Only the box's spike-wave is built: the whole map's would cost as much
+    # memory traffic as the competition itself.
     c, kh, kw = weight.shape[1:]
     n_taps = c * kh * kw
     margin = n_taps * n_taps * max(abs(spec.lower), abs(spec.upper)) * 2.0 ** -23
-    last = F.conv2d(wave[-1:], weight)[0]
+    last = F.conv2d((tin < time_steps).to(weight.dtype)[None], weight)[0]
     compiled = last.device.type == "cpu" and _stdp_kernels.available()
     if compiled:
         y0, y1, x0, x1 = _stdp_kernels.live_box(last.numpy(), np.float32(spec.threshold - margin))
@@ -516,10 +521,12 @@ def _compete_cropped(wave, weight, spec, time_steps):
         y0, y1, x0, x1 = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1) if len(rows) else (0,) * 4
     if y1 == 0:
         return np.full((spec.k, 3), -1, dtype=np.int64), 0, np.full(spec.k, time_steps, dtype=np.int64)
-    pot = F.conv2d(wave[:, :, y0:y1 + kh - 1, x0:x1 + kw - 1], weight)
+    steps = torch.arange(time_steps, device=tin.device).view(-1, 1, 1, 1)
+    wave = (tin[None, :, y0:y1 + kh - 1, x0:x1 + kw - 1] <= steps).to(weight.dtype)
+    pot = F.conv2d(wave, weight)
     if compiled:
-        win, t_win, n_spk = _stdp_kernels.compete(pot.numpy(), np.float32(spec.threshold), spec.k, spec.radius,
-                                                  spec.pointwise)
+        win, t_win, n_spk = _stdp_kernels.compete(np.ascontiguousarray(pot.numpy()), np.float32(spec.threshold),
+                                                  spec.k, spec.radius, spec.pointwise)
     else:
         win, _, n_spk, t_win = _compete(pot, spec, time_steps)
     valid = win[:, 0] >= 0
