@@ -10,8 +10,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ._checks import as_batch, check_finite, check_positive_int, check_tensor
-from .retina import FilterBank, dog_kernel, local_normalization
+from . import _coding_kernels
+from ._checks import as_batch, check_finite, check_nonnegative_int, check_positive_int, check_tensor
+from .retina import FilterBank, _local_normalization, dog_kernel
 
 __all__ = [
     "intensity_to_latency",
@@ -54,6 +55,10 @@ def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Te
     check_finite(xb, "intensities")
     b = xb.shape[0]
     flat = xb.reshape(b, -1)
+    if flat.device.type == "cpu" and flat.dtype == torch.float32 and _coding_kernels.available():
+        times = torch.from_numpy(_coding_kernels.rank_order(flat.detach().contiguous().numpy(), time_steps))
+        times = times.reshape(xb.shape)
+        return times[0] if single else times
     n = flat.shape[1]
     nonzero = flat != 0
     nnz = nonzero.sum(1, keepdim=True)
@@ -184,7 +189,7 @@ class Encoder(nn.Module):
             raise ValueError(f"output: expected 'times' or 'wave', got {output!r}")
         self.dogs = [tuple(float(v) if i else int(v) for i, v in enumerate(d)) for d in dogs]
         self.bank = FilterBank([dog_kernel(*d) for d in self.dogs], padding=padding, threshold=threshold)
-        self.norm_radius = norm_radius
+        self.norm_radius = None if norm_radius is None else check_nonnegative_int(norm_radius, "norm_radius")
         self.time_steps = check_positive_int(time_steps, "time_steps", maximum=255)
         self.output = output
 
@@ -211,7 +216,8 @@ class Encoder(nn.Module):
         x = x.div(255).mul(255)
         x = self.bank(x)
         if self.norm_radius is not None:
-            x = local_normalization(x, self.norm_radius)
+            # the bank's input was checked finite; intensity_to_latency checks its output
+            x = _local_normalization(x, self.norm_radius)
         return x
 
     def encode_batch(self, images: torch.Tensor) -> torch.Tensor:

@@ -211,6 +211,12 @@ def local_normalization(x: torch.Tensor, radius: int, eps: float = 1e-12) -> tor
         xb = xb.float()
     check_finite(xb, "x")
     check_nonnegative_int(radius, "radius")
+    y = _local_normalization(xb, radius, eps)
+    return y[0] if single else y
+
+
+def _local_normalization(xb: torch.Tensor, radius: int, eps: float = 1e-12) -> torch.Tensor:
+    # local_normalization of a checked float (B, C, H, W) batch
     b, c, h, w = xb.shape
     side = 2 * radius + 1
     kernel = torch.ones(c, 1, side, side, device=xb.device) / (side * side)
@@ -221,8 +227,7 @@ def local_normalization(x: torch.Tensor, radius: int, eps: float = 1e-12) -> tor
         F.conv2d(xb[i:i + 128].contiguous(memory_format=torch.channels_last), kernel, padding=radius, groups=c)
         for i in range(0, b, 128)
     ]).contiguous() + eps
-    y = xb / means
-    return y[0] if single else y
+    return xb / means
 
 
 def inhibition_kernel(factors) -> torch.Tensor:

@@ -138,6 +138,27 @@ def test_intensity_to_latency_packed_float32_path_equals_plain_sort():
         assert torch.equal(intensity_to_latency(x, t), intensity_to_latency(x.double(), t))
 
 
+@pytest.mark.parametrize("time_steps", [1, 2, 7, 15, 30])
+def test_intensity_to_latency_compiled_equals_torch_path(monkeypatch, time_steps):
+    # the numba loop (CPU float32) against the packed torch sort, on encoded digits and on
+    # random rows with ties, negatives, -0.0, blank and nearly blank samples
+    from snnlab import _coding_kernels
+    if not _coding_kernels.available():
+        pytest.skip("numba not installed")
+    gen = torch.Generator().manual_seed(5)
+    digits = torch.zeros(4, 28, 28)
+    digits[:, 8:20, 10:18] = torch.randint(0, 256, (4, 12, 8), generator=gen).float()
+    rand = torch.randint(-3, 6, (8, 3, 5, 6), generator=gen).float()
+    rand[rand == 1] = 0.0
+    rand[0], rand[1, :, :, 1:] = 0.0, 0.0
+    rand[2, 0, 0, 0] = -0.0
+    cases = [Encoder.mozafari2019().intensities(digits), rand]
+    compiled = [intensity_to_latency(x, time_steps) for x in cases]
+    monkeypatch.setattr(_coding_kernels, "available", lambda: False)
+    for x, c in zip(cases, compiled):
+        assert torch.equal(c, intensity_to_latency(x, time_steps))
+
+
 def test_intensity_to_latency_few_nonzero_and_blank():
     x = torch.zeros(2, 1, 4, 4)
     x[0, 0, 0, 0], x[0, 0, 1, 1] = 2.0, 1.0
@@ -372,6 +393,7 @@ def test_cpu_equals_cuda():
     (lambda: dog_kernel(7, -1, 2), "sigma1"),
     (lambda: FilterBank([dog_kernel(13, 1, 2)])(torch.zeros(1, 8, 8)), "images"),
     (lambda: local_normalization(torch.full((1, 2, 2), float("inf")), 1), "x"),
+    (lambda: Encoder.kheradpisheh2018(norm_radius=-1), "norm_radius"),
     (lambda: wave_to_times(torch.tensor([1., 0.]).view(2, 1, 1, 1)), "wave"),
     (lambda: pad(torch.ones(2, 2), (1, 1)), "padding"),
     (lambda: Encoder.mozafari2019(output="spikes"), "output"),
