@@ -2,7 +2,7 @@
 
 :func:`snnlab.coding.intensity_to_latency` in torch sorts every row padded to the longest
 row and then scatters the times back: about ten passes over the batch. Here each image is
-handled once, in parallel over images: its non-zero values are sorted by decreasing value,
+handled once, images in parallel threads: its non-zero values are sorted by decreasing value,
 ties in index order (as in the torch path), and binned. The spike times are
 the same integers (tested against the torch path). Without numba the torch path is used.
 """
@@ -23,12 +23,13 @@ def available() -> bool:
 
 if numba is not None:
 
-    @numba.njit(cache=True, parallel=True)
-    def rank_order(flat, time_steps):
-        # flat (B, N) float32, finite -> uint8 spike times (B, N), time_steps for no spike
+    @numba.njit(cache=True, nogil=True)
+    def rank_order(flat, time_steps, out):
+        # flat (B, N) float32, finite -> uint8 spike times written to out (B, N), which the
+        # caller fills with time_steps (no spike). Releases the GIL: the caller splits the
+        # batch over threads (numba's own thread pool would compete with torch's)
         b, n = flat.shape
-        out = np.full((b, n), np.uint8(time_steps), np.uint8)
-        for i in numba.prange(b):
+        for i in range(b):
             row = flat[i]
             nnz = 0
             for j in range(n):
@@ -54,4 +55,3 @@ if numba is not None:
                 if (keys[r] >> 32) == 0x7FFFFFFF:
                     break
                 out[i, keys[r] & 0xFFFFFFFF] = np.uint8(min(r // bin_size, time_steps))
-        return out

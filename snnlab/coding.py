@@ -6,6 +6,8 @@ cost one byte per neuron, which is what the caches store.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -56,7 +58,16 @@ def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Te
     b = xb.shape[0]
     flat = xb.reshape(b, -1)
     if flat.device.type == "cpu" and flat.dtype == torch.float32 and _coding_kernels.available():
-        times = torch.from_numpy(_coding_kernels.rank_order(flat.detach().contiguous().numpy(), time_steps))
+        src = flat.detach().contiguous().numpy()
+        times = torch.full(flat.shape, time_steps, dtype=torch.uint8)
+        dst = times.numpy()
+        parts = [(a, min(a + 64, b)) for a in range(0, b, 64)]
+        run = lambda p: _coding_kernels.rank_order(src[p[0]:p[1]], time_steps, dst[p[0]:p[1]])  # noqa: E731
+        if len(parts) == 1 or torch.get_num_threads() == 1:
+            run((0, b))
+        else:
+            with ThreadPoolExecutor(min(torch.get_num_threads(), len(parts))) as pool:
+                list(pool.map(run, parts))
         times = times.reshape(xb.shape)
         return times[0] if single else times
     n = flat.shape[1]
