@@ -148,7 +148,7 @@ def test_intensity_to_latency_compiled_equals_torch_path(monkeypatch, time_steps
     gen = torch.Generator().manual_seed(5)
     digits = torch.zeros(4, 28, 28)
     digits[:, 8:20, 10:18] = torch.randint(0, 256, (4, 12, 8), generator=gen).float()
-    rand = torch.randint(-3, 6, (8, 3, 5, 6), generator=gen).float()
+    rand = torch.randint(-3, 6, (150, 3, 5, 6), generator=gen).float()  # > 64 rows: split over threads
     rand[rand == 1] = 0.0
     rand[0], rand[1, :, :, 1:] = 0.0, 0.0
     rand[2, 0, 0, 0] = -0.0
