@@ -10,15 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    import numba
-except ImportError:  # optional
-    numba = None
-
-
-def available() -> bool:
-    """Whether the compiled loop can be used (numba is installed)."""
-    return numba is not None
+from ._numba import available, numba  # noqa: F401 (available: the callers' switch)
 
 
 if numba is not None:

@@ -15,15 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    import numba
-except ImportError:  # optional: the torch path is used instead
-    numba = None
-
-
-def available() -> bool:
-    """Whether the compiled loops can be used (numba is installed)."""
-    return numba is not None
+from .._numba import available, numba  # noqa: F401 (available: the callers' switch)
 
 
 def constants(cfg):
