@@ -326,3 +326,24 @@ def test_quick_preset_accuracy_floor(tmp_path):
     # the former batches of 16); the floor leaves a 3-point margin.
     res = reproduce(Kulkarni2018Config.quick(), tmp_path, "cpu", seed=0, progress=False)
     assert res["best_test_acc"] >= 86.0
+
+
+def test_forward_benchmark_script_batch_sizes_agree(tmp_path):
+    # benchmarks/kulkarni_forward.py: batching changes the time per image, never the spikes
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parents[1] / "benchmarks" / "kulkarni_forward.py"
+    spec = importlib.util.spec_from_file_location("kulkarni_forward", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "kf.json"
+    bench.main(["--device", "cpu", "--batch", "1,3", "--images", "3", "--repeats", "1",
+                "--cnn-samples", "200", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["variant"], r["batch"]) for r in rows} == {(v, b) for v in ("original", "fast") for b in (1, 3)}
+    for v in ("original", "fast"):
+        spikes = {r["spikes_per_image"] for r in rows if r["variant"] == v}
+        assert len(spikes) == 1 and spikes.pop() > 0
+    with pytest.raises(SystemExit) as err:
+        bench.main(["--batch", "one"])
+    assert err.value.code == 2
