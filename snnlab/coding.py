@@ -61,13 +61,15 @@ def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Te
         src = flat.detach().contiguous().numpy()
         times = torch.full(flat.shape, time_steps, dtype=torch.uint8)
         dst = times.numpy()
-        parts = [(a, min(a + 64, b)) for a in range(0, b, 64)]
-        run = lambda p: _coding_kernels.rank_order(src[p[0]:p[1]], time_steps, dst[p[0]:p[1]])  # noqa: E731
-        if len(parts) == 1 or torch.get_num_threads() == 1:
-            run((0, b))
+        def run(a, z):
+            _coding_kernels.rank_order(src[a:z], time_steps, dst[a:z])
+
+        starts = range(0, b, 64)
+        if len(starts) == 1 or torch.get_num_threads() == 1:
+            run(0, b)
         else:
-            with ThreadPoolExecutor(min(torch.get_num_threads(), len(parts))) as pool:
-                list(pool.map(run, parts))
+            with ThreadPoolExecutor(min(torch.get_num_threads(), len(starts))) as pool:
+                list(pool.map(run, starts, [min(a + 64, b) for a in starts]))
         times = times.reshape(xb.shape)
         return times[0] if single else times
     n = flat.shape[1]

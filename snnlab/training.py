@@ -521,9 +521,7 @@ def _compete_cropped(tin, weight, spec, time_steps):
         y0, y1, x0, x1 = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1) if len(rows) else (0,) * 4
     if y1 == 0:
         return np.full((spec.k, 3), -1, dtype=np.int64), 0, np.full(spec.k, time_steps, dtype=np.int64)
-    steps = torch.arange(time_steps, device=tin.device).view(-1, 1, 1, 1)
-    wave = (tin[None, :, y0:y1 + kh - 1, x0:x1 + kw - 1] <= steps).to(weight.dtype)
-    pot = F.conv2d(wave, weight)
+    pot = F.conv2d(times_to_wave(tin[:, y0:y1 + kh - 1, x0:x1 + kw - 1], time_steps, weight.dtype), weight)
     if compiled:
         win, t_win, n_spk = _stdp_kernels.compete(np.ascontiguousarray(pot.numpy()), np.float32(spec.threshold),
                                                   spec.k, spec.radius, spec.pointwise)
