@@ -61,15 +61,7 @@ def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Te
         src = flat.detach().contiguous().numpy()
         times = torch.full(flat.shape, time_steps, dtype=torch.uint8)
         dst = times.numpy()
-        def run(a, z):
-            _coding_kernels.rank_order(src[a:z], time_steps, dst[a:z])
-
-        starts = range(0, b, 64)
-        if len(starts) == 1 or torch.get_num_threads() == 1:
-            run(0, b)
-        else:
-            with ThreadPoolExecutor(min(torch.get_num_threads(), len(starts))) as pool:
-                list(pool.map(run, starts, [min(a + 64, b) for a in starts]))
+        _over_threads(lambda a, z: _coding_kernels.rank_order(src[a:z], time_steps, dst[a:z]), b)
         times = times.reshape(xb.shape)
         return times[0] if single else times
     n = flat.shape[1]
@@ -103,6 +95,17 @@ def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Te
     times = torch.full((b, n + 1), time_steps, dtype=torch.uint8, device=xb.device)
     times = times.scatter_(1, order, t_sorted)[:, :n].reshape(xb.shape)
     return times[0] if single else times
+
+
+def _over_threads(run, b: int, chunk: int = 64) -> list:
+    # run(a, z) on consecutive chunks of a batch of b samples, split over torch's thread count
+    # (the compiled kernels release the GIL; numba's own thread pool would compete with torch's)
+    starts = range(0, b, chunk)
+    stops = [min(a + chunk, b) for a in starts]
+    if len(starts) <= 1 or torch.get_num_threads() == 1:
+        return [run(a, z) for a, z in zip(starts, stops)]
+    with ThreadPoolExecutor(min(torch.get_num_threads(), len(starts))) as pool:
+        return list(pool.map(run, starts, stops))
 
 
 def times_to_wave(times: torch.Tensor, time_steps: int, dtype=torch.float32) -> torch.Tensor:
@@ -222,11 +225,10 @@ class Encoder(nn.Module):
                 "norm_radius": self.norm_radius, "time_steps": self.time_steps, "version": 1}
 
     def intensities(self, images: torch.Tensor) -> torch.Tensor:
-        """Filtered and normalised intensities, ``(B, C, H, W)`` float."""
+        """Filtered and normalised intensities, ``(B, C, H, W)`` float32."""
         check_tensor(images, "images", (3, 4))
-        x = images if images.is_floating_point() else images.float()
         # the reference goes through ToTensor (x/255) and back (*255): keep its rounding
-        x = x.div(255).mul(255)
+        x = images.to(torch.float32).div(255).mul(255)
         x = self.bank(x)
         if self.norm_radius is not None:
             # the bank's input was checked finite; intensity_to_latency checks its output
@@ -234,8 +236,33 @@ class Encoder(nn.Module):
         return x
 
     def encode_batch(self, images: torch.Tensor) -> torch.Tensor:
-        """Encode a batch of images ``(B, H, W)`` or ``(B, 1, H, W)`` into uint8 spike times."""
+        """Encode a batch of images ``(B, H, W)`` or ``(B, 1, H, W)`` into uint8 spike times.
+
+        On CPU (with numba) one compiled pass per image does all stages, with the same
+        spike times as :meth:`intensities` followed by :func:`intensity_to_latency`.
+        """
+        if images.device.type == "cpu" and _coding_kernels.available() and self.bank.threshold is not None \
+                and not self.bank.use_abs:
+            return self._encode_compiled(images)
         return intensity_to_latency(self.intensities(images), self.time_steps)
+
+    def _encode_compiled(self, images: torch.Tensor) -> torch.Tensor:
+        check_tensor(images, "images", (3, 4))
+        x = images.to(torch.float32).div(255).mul(255)
+        x = self.bank.check_input(x)[:, 0].contiguous()
+        b, c, k = x.shape[0], self.bank.weight.shape[0], self.bank.kernel_size
+        p = self.bank.padding
+        h, w = x.shape[1] + 2 * p - k + 1, x.shape[2] + 2 * p - k + 1
+        src, weight = x.numpy(), self.bank.weight[:, 0].contiguous().numpy()
+        times = torch.full((b, c * h * w), self.time_steps, dtype=torch.uint8)
+        dst = times.numpy()
+        radius = -1 if self.norm_radius is None else self.norm_radius
+        args = (weight, p, np.float32(self.bank.threshold), radius, np.float32(1e-12), self.time_steps)
+        status = max(_over_threads(lambda a, z: _coding_kernels.encode(src[a:z], *args, dst[a:z]), b), default=0)
+        if status:
+            bad = "NaN" if status == 2 else "infinite"
+            raise ValueError(f"intensities: contains {bad} values; expected finite numbers")
+        return times.reshape(b, c, h, w)
 
     def forward(self, image) -> torch.Tensor:
         if not isinstance(image, torch.Tensor):

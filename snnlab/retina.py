@@ -159,9 +159,18 @@ class FilterBank(nn.Module):
     def kernel_size(self) -> int:
         return self.weight.shape[-1]
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def check_input(self, images: torch.Tensor) -> torch.Tensor:
+        """Validate ``images`` (finite, one channel, large enough) and view them as a float batch.
+
+        Shape:
+            - Input: :math:`(B, 1, H, W)`, :math:`(B, H, W)` or :math:`(H, W)`.
+            - Output: :math:`(B, 1, H, W)`.
+
+        Example:
+            >>> FilterBank([dog_kernel(3, 1, 2)]).check_input(torch.zeros(28, 28)).shape
+            torch.Size([1, 1, 28, 28])
+        """
         check_tensor(images, "images", (2, 3, 4))
-        single = images.dim() == 2
         x = images
         if x.dim() == 2:
             x = x[None, None]
@@ -178,7 +187,12 @@ class FilterBank(nn.Module):
                 f"images: the {self.kernel_size}x{self.kernel_size} kernels do not fit a "
                 f"{x.shape[-2]}x{x.shape[-1]} image with padding {self.padding}"
             )
-        out = F.conv2d(x, self.weight.to(x.device), padding=self.padding)
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        single = images.dim() == 2
+        x = self.check_input(images)
+        out = F.conv2d(x, self.weight.to(x.device, x.dtype), padding=self.padding)
         if self.threshold is not None:
             out = torch.where(out < self.threshold, torch.zeros((), device=out.device), out)
         if self.use_abs:

@@ -169,6 +169,56 @@ def test_intensity_to_latency_few_nonzero_and_blank():
     assert times_to_wave(t[1], 5).sum() == 0
 
 
+def _encoder_cases():
+    gen = torch.Generator().manual_seed(11)
+    digits = torch.zeros(150, 28, 28, dtype=torch.uint8)  # > 64 images: split over threads
+    for i in range(150):
+        y, x = torch.randint(0, 14, (2,), generator=gen).tolist()
+        digits[i, y:y + 14, x:x + 10] = torch.randint(0, 256, (14, 10), generator=gen, dtype=torch.uint8)
+    digits[0] = 0                # blank
+    digits[1, 5, 5] = 255        # one bright pixel
+    digits[2] = torch.randint(0, 256, (28, 28), generator=gen, dtype=torch.uint8)  # dense
+    digits[3, :, :] = 0
+    digits[3, :, 27] = 200       # a column at the border
+    fractional = torch.rand(5, 20, 31, generator=gen) * 255
+    custom = [Encoder([(5, 1, 2), (3, 2, 1)], padding=0, threshold=0.0, norm_radius=None, time_steps=4),
+              Encoder([(5, 1, 2)], padding=2, threshold=3.5, norm_radius=0, time_steps=30),
+              Encoder([(7, 2, 1), (3, 1, 2), (5, 1, 2)], padding=1, threshold=20.0, norm_radius=2, time_steps=1)]
+    return ([(Encoder.mozafari2019(time_steps=t), digits) for t in (15, 30)]
+            + [(Encoder.kheradpisheh2018(), digits)] + [(e, fractional) for e in custom])
+
+
+def test_encoder_compiled_equals_torch_path(monkeypatch):
+    # the one-pass numba encoder (filter bank, threshold, local normalisation, rank order)
+    # against torch's convolutions and sort: the same spike times, exactly
+    from snnlab import _coding_kernels
+    if not _coding_kernels.available():
+        pytest.skip("numba not installed")
+    cases = _encoder_cases()
+    compiled = [enc.encode_batch(x) for enc, x in cases]
+    monkeypatch.setattr(_coding_kernels, "available", lambda: False)
+    for (enc, x), c in zip(cases, compiled):
+        t = enc.encode_batch(x)
+        assert c.dtype == torch.uint8 and c.shape == t.shape
+        assert torch.equal(c, t), f"{enc.dogs}: {int((c != t).sum())} spike times differ"
+    assert int((compiled[0][2] < 15).sum()) > 100 and bool((compiled[0][0] == 15).all())
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_encoder_rejects_overflowing_images(monkeypatch, compiled):
+    from snnlab import _coding_kernels
+    if compiled and not _coding_kernels.available():
+        pytest.skip("numba not installed")
+    if not compiled:
+        monkeypatch.setattr(_coding_kernels, "available", lambda: False)
+    x = torch.zeros(2, 28, 28)
+    x[1, 10:18, 10:18] = 3e38   # finite pixels whose filtered values overflow
+    with pytest.raises(ValueError, match="intensities: contains (NaN|infinite) values"):
+        Encoder.kheradpisheh2018().encode_batch(x)
+    with pytest.raises(ValueError, match="images: contains NaN"):
+        Encoder.kheradpisheh2018().encode_batch(torch.full((1, 28, 28), float("nan")))
+
+
 def test_encoder_blank_image_gives_silent_wave():
     enc = Encoder.kheradpisheh2018(output="wave")
     wave = enc(torch.zeros(28, 28, dtype=torch.uint8))
