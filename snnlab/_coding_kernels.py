@@ -26,32 +26,60 @@ if numba is not None:
         # caller fills with time_steps (no spike). Releases the GIL: the caller splits the
         # batch over threads (numba's own thread pool would compete with torch's)
         b, n = flat.shape
+        values, index, scratch = np.empty(n, np.float32), np.empty(n, np.int32), _scratch(n)
         for i in range(b):
             row = flat[i]
             nnz = 0
             for j in range(n):
                 if row[j] != 0:
+                    values[nnz], index[nnz] = row[j], j
                     nnz += 1
-            if nnz == 0:
-                continue
-            # one unique int64 key per value, sorted ascending: the high half orders by
-            # decreasing value (finite floats > 0 order like their int32 bit patterns; the
-            # negatives, which never spike, all go last), the low half by increasing index
-            keys = np.empty(nnz, np.int64)
-            bits = row.view(np.int32)
-            m = 0
-            for j in range(n):
-                if row[j] != 0:
-                    high = np.int64(0x7FFFFFFF) - bits[j] if row[j] > 0 else np.int64(0x7FFFFFFF)
-                    keys[m] = (high << 32) | j
-                    m += 1
-            keys.sort()
-            bin_size = max(nnz // time_steps, 1)
-            limit = bin_size * time_steps if nnz >= time_steps else nnz
-            for r in range(limit):
-                if (keys[r] >> 32) == 0x7FFFFFFF:
-                    break
-                out[i, keys[r] & 0xFFFFFFFF] = np.uint8(min(r // bin_size, time_steps))
+            _spike_times(values, index, nnz, time_steps, out[i], scratch)
+
+    @numba.njit(inline="always")
+    def _scratch(n):
+        return np.empty(n, np.uint32), np.empty(n, np.uint32), np.empty(n, np.int32), np.empty(256, np.int64)
+
+    @numba.njit(nogil=True)
+    def _spike_times(values, index, nnz, time_steps, out, scratch):
+        # Rank-order coding of the nnz non-zero values[:nnz] (flat indices index[:nnz], in
+        # increasing order) into out[index]. Each value gets a uint32 key: decreasing value
+        # first (finite floats > 0 order like their bit patterns), the negatives (which never
+        # spike) last; a stable LSD radix sort, 8 bits a pass, keeps equal keys in index
+        # order, as the torch path's stable sort does.
+        if nnz == 0:
+            return
+        keys, keys2, index2, hist = scratch
+        bits = values.view(np.uint32)
+        for m in range(nnz):
+            keys[m] = np.uint32(0x7FFFFFFF) - bits[m] if values[m] > 0 else np.uint32(0xFFFFFFFF)
+        low, high = keys[0], keys[0]
+        for m in range(nnz):
+            low, high = min(low, keys[m]), max(high, keys[m])
+        span = high - low
+        ka, ia, kb, ib = keys, index, keys2, index2
+        shift = 0
+        while True:
+            hist[:] = 0
+            for m in range(nnz):
+                hist[((ka[m] - low) >> shift) & 255] += 1
+            total = 0
+            for d in range(256):
+                total, hist[d] = total + hist[d], total
+            for m in range(nnz):
+                d = ((ka[m] - low) >> shift) & 255
+                kb[hist[d]], ib[hist[d]] = ka[m], ia[m]
+                hist[d] += 1
+            ka, ia, kb, ib = kb, ib, ka, ia
+            shift += 8
+            if shift >= 32 or (span >> shift) == 0:
+                break
+        bin_size = max(nnz // time_steps, 1)
+        limit = bin_size * time_steps if nnz >= time_steps else nnz
+        for m in range(limit):
+            if ka[m] == np.uint32(0xFFFFFFFF):
+                break
+            out[ia[m]] = np.uint8(min(m // bin_size, time_steps))
 
 
 if numba is not None:
@@ -84,11 +112,7 @@ if numba is not None:
         thr = np.zeros((ho + 2 * r) * s2, np.float32)  # thresholded map, padded by r
         mean = np.zeros(ho * s2, np.float32)
         n = c * ho * wo
-        keys, index = np.empty(n, np.uint32), np.empty(n, np.int32)
-        keys2, index2 = np.empty(n, np.uint32), np.empty(n, np.int32)
-        value = np.zeros(1, np.float32)
-        value_bits = value.view(np.uint32)
-        hist = np.empty(256, np.int64)
+        values, index, scratch = np.empty(n, np.float32), np.empty(n, np.int32), _scratch(n)
         status = 0
         for i in range(b):
             top, bottom = hp, -1  # non-zero rows of the padded image
@@ -143,45 +167,10 @@ if numba is not None:
                             status = 2
                         elif np.isinf(q) and status == 0:
                             status = 1
-                        if q == 0:
-                            continue
-                        # unique order: decreasing value (finite floats > 0 order like their
-                        # bit patterns), negatives last (they never spike), ties by index
-                        value[0] = q
-                        keys[nnz] = np.uint32(0x7FFFFFFF) - value_bits[0] if q > 0 else np.uint32(0xFFFFFFFF)
-                        index[nnz] = (ch * ho + y) * wo + x
-                        nnz += 1
-            if nnz == 0:
-                continue
-            # stable LSD radix sort of the keys, 8 bits a pass: the index order of equal keys
-            # is kept, as in a stable sort by decreasing value
-            low, high = keys[0], keys[0]
-            for m in range(nnz):
-                low, high = min(low, keys[m]), max(high, keys[m])
-            span = high - low
-            ka, ia, kb, ib = keys, index, keys2, index2
-            shift = 0
-            while True:
-                hist[:] = 0
-                for m in range(nnz):
-                    hist[((ka[m] - low) >> shift) & 255] += 1
-                total = 0
-                for d in range(256):
-                    total, hist[d] = total + hist[d], total
-                for m in range(nnz):
-                    d = ((ka[m] - low) >> shift) & 255
-                    kb[hist[d]], ib[hist[d]] = ka[m], ia[m]
-                    hist[d] += 1
-                ka, ia, kb, ib = kb, ib, ka, ia
-                shift += 8
-                if shift >= 32 or (span >> shift) == 0:
-                    break
-            bin_size = max(nnz // time_steps, 1)
-            limit = bin_size * time_steps if nnz >= time_steps else nnz
-            for m in range(limit):
-                if ka[m] == np.uint32(0xFFFFFFFF):
-                    break
-                out[i, ia[m]] = np.uint8(min(m // bin_size, time_steps))
+                        if q != 0:
+                            values[nnz], index[nnz] = q, (ch * ho + y) * wo + x
+                            nnz += 1
+            _spike_times(values, index, nnz, time_steps, out[i], scratch)
         return status
 
     @numba.njit(inline="always", fastmath={"contract"})
