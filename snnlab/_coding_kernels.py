@@ -85,11 +85,13 @@ if numba is not None:
 if numba is not None:
 
     @numba.njit(cache=True, nogil=True, fastmath={"contract"})
-    def encode(imgs, weight, pad, threshold, radius, eps, time_steps, out):
+    def encode(imgs, weight, pad, threshold, radius, eps, time_steps, out, intensities):
         # The whole encoder on (B, H, W) float32 images: filter bank, threshold, local
         # normalisation and rank-order coding, one image at a time, writing uint8 spike times
         # to out (B, C*H'*W'), which the caller fills with time_steps. radius < 0: no
-        # normalisation. Returns 0, or 1 (infinite) / 2 (NaN) if an intensity is not finite.
+        # normalisation. intensities: (B, C*H'*W') zeros to receive the normalised values too
+        # (checks and tests), or (0, 0). Returns 0, or 1 (infinite) / 2 (NaN) if an intensity
+        # is not finite.
         #
         # Same bits as the torch convolutions: for every output, the products are added in
         # raster order of the kernel taps with fused multiply-adds ("contract"; no
@@ -114,6 +116,7 @@ if numba is not None:
         n = c * ho * wo
         values, index, scratch = np.empty(n, np.float32), np.empty(n, np.int32), _scratch(n)
         status = 0
+        keep = intensities.shape[0] > 0
         for i in range(b):
             top, bottom = hp, -1  # non-zero rows of the padded image
             for y in range(h):
@@ -167,8 +170,11 @@ if numba is not None:
                             status = 2
                         elif np.isinf(q) and status == 0:
                             status = 1
+                        j = (ch * ho + y) * wo + x
+                        if keep:
+                            intensities[i, j] = q
                         if q != 0:
-                            values[nnz], index[nnz] = q, (ch * ho + y) * wo + x
+                            values[nnz], index[nnz] = q, j
                             nnz += 1
             _spike_times(values, index, nnz, time_steps, out[i], scratch)
         return status

@@ -6,6 +6,8 @@ cost one byte per neuron, which is what the caches store.
 """
 from __future__ import annotations
 
+import functools
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -95,6 +97,40 @@ def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Te
     times = torch.full((b, n + 1), time_steps, dtype=torch.uint8, device=xb.device)
     times = times.scatter_(1, order, t_sorted)[:, :n].reshape(xb.shape)
     return times[0] if single else times
+
+
+def _probe_images(h: int, w: int) -> torch.Tensor:
+    # digit-like blobs of random grey levels, one dense image and a blank one
+    gen = torch.Generator().manual_seed(0)
+    x = torch.zeros(16, h, w)
+    for i in range(14):
+        y0, x0 = torch.randint(0, max(h // 2, 1), (2,), generator=gen).tolist()
+        x[i, y0:y0 + max(h // 2, 1), x0:x0 + max(w // 3, 1)] = torch.randint(0, 256, (1,), generator=gen).float()
+        x[i] += torch.randint(0, 256, (h, w), generator=gen).float() * (torch.rand(h, w, generator=gen) < 0.2)
+    x[14] = torch.randint(0, 256, (h, w), generator=gen).float()
+    return x.clamp_(0, 255)
+
+
+@functools.lru_cache(maxsize=64)
+def _agrees(key: tuple, h: int, w: int) -> bool:
+    dogs, padding, threshold, norm_radius, time_steps = key
+    enc = Encoder([tuple(d) for d in dogs], padding, threshold, norm_radius, time_steps)
+    probe = _probe_images(h, w)
+    _, fast = enc._encode_compiled(probe, keep_intensities=True)
+    ok = torch.equal(fast.view(torch.int32), enc.intensities(probe).view(torch.int32))
+    if not ok:
+        warnings.warn("Encoder: the compiled encoder does not reproduce torch's convolution bits on this "
+                      "machine; using the torch path (same results, slower)", RuntimeWarning, stacklevel=3)
+    return ok
+
+
+def _compiled_agrees(enc: "Encoder", h: int, w: int) -> bool:
+    # whether the compiled encoder gives torch's intensities, bit for bit, for this setting
+    # and image size (checked once on probe images, then remembered)
+    cfg = enc.config()
+    key = (tuple(tuple(d) for d in cfg["dogs"]), cfg["padding"], cfg["threshold"], cfg["norm_radius"],
+           cfg["time_steps"])
+    return _agrees(key, int(h), int(w))
 
 
 def _over_threads(run, b: int, chunk: int = 64) -> list:
@@ -238,16 +274,19 @@ class Encoder(nn.Module):
     def encode_batch(self, images: torch.Tensor) -> torch.Tensor:
         """Encode a batch of images ``(B, H, W)`` or ``(B, 1, H, W)`` into uint8 spike times.
 
-        On CPU (with numba) one compiled pass per image does all stages, with the same
-        spike times as :meth:`intensities` followed by :func:`intensity_to_latency`.
+        On CPU (with numba) one compiled pass per image does all stages. It is used only where
+        it reproduces torch's intensities bit for bit, checked once per encoder setting and
+        image size on probe images (it does on x86 CPUs with oneDNN); the spike times are then
+        those of :meth:`intensities` followed by :func:`intensity_to_latency`.
         """
+        check_tensor(images, "images", (3, 4))
         if images.device.type == "cpu" and _coding_kernels.available() and self.bank.threshold is not None \
-                and not self.bank.use_abs:
-            return self._encode_compiled(images)
+                and not self.bank.use_abs and _compiled_agrees(self, *images.shape[-2:]):
+            return self._encode_compiled(images)[0]
         return intensity_to_latency(self.intensities(images), self.time_steps)
 
-    def _encode_compiled(self, images: torch.Tensor) -> torch.Tensor:
-        check_tensor(images, "images", (3, 4))
+    def _encode_compiled(self, images: torch.Tensor, keep_intensities: bool = False):
+        # (spike times (B, C, H', W') uint8, intensities (B, C, H', W') float32 or None)
         x = images.to(torch.float32).div(255).mul(255)
         x = self.bank.check_input(x)[:, 0].contiguous()
         b, c, k = x.shape[0], self.bank.weight.shape[0], self.bank.kernel_size
@@ -255,14 +294,17 @@ class Encoder(nn.Module):
         h, w = x.shape[1] + 2 * p - k + 1, x.shape[2] + 2 * p - k + 1
         src, weight = x.numpy(), self.bank.weight[:, 0].contiguous().numpy()
         times = torch.full((b, c * h * w), self.time_steps, dtype=torch.uint8)
-        dst = times.numpy()
+        values = torch.zeros((b, c * h * w) if keep_intensities else (0, 0))
+        dst, vals = times.numpy(), values.numpy()
         radius = -1 if self.norm_radius is None else self.norm_radius
         args = (weight, p, np.float32(self.bank.threshold), radius, np.float32(1e-12), self.time_steps)
-        status = max(_over_threads(lambda a, z: _coding_kernels.encode(src[a:z], *args, dst[a:z]), b), default=0)
+        status = max(_over_threads(
+            lambda a, z: _coding_kernels.encode(src[a:z], *args, dst[a:z], vals[a:z] if keep_intensities else vals), b),
+            default=0)
         if status:
             bad = "NaN" if status == 2 else "infinite"
             raise ValueError(f"intensities: contains {bad} values; expected finite numbers")
-        return times.reshape(b, c, h, w)
+        return times.reshape(b, c, h, w), values.reshape(b, c, h, w) if keep_intensities else None
 
     def forward(self, image) -> torch.Tensor:
         if not isinstance(image, torch.Tensor):

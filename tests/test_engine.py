@@ -1,5 +1,6 @@
 """Engine tests: hand-computed cases, properties, batched == looped, bad input."""
 import pytest
+import numpy as np
 import torch
 
 from snnlab.coding import Encoder, intensity_to_latency, times_to_wave, wave_to_times
@@ -195,13 +196,44 @@ def test_encoder_compiled_equals_torch_path(monkeypatch):
     if not _coding_kernels.available():
         pytest.skip("numba not installed")
     cases = _encoder_cases()
-    compiled = [enc.encode_batch(x) for enc, x in cases]
+    compiled = [enc._encode_compiled(x, keep_intensities=True) for enc, x in cases]
+    for (enc, x), (c, values) in zip(cases, compiled):
+        assert torch.equal(enc.encode_batch(x), c)  # the probe let the compiled path run
+        ref = enc.intensities(x)
+        assert torch.equal(values.view(torch.int32), ref.view(torch.int32)), f"{enc.dogs}: other bits"
     monkeypatch.setattr(_coding_kernels, "available", lambda: False)
-    for (enc, x), c in zip(cases, compiled):
+    for (enc, x), (c, _) in zip(cases, compiled):
         t = enc.encode_batch(x)
         assert c.dtype == torch.uint8 and c.shape == t.shape
         assert torch.equal(c, t), f"{enc.dogs}: {int((c != t).sum())} spike times differ"
-    assert int((compiled[0][2] < 15).sum()) > 100 and bool((compiled[0][0] == 15).all())
+    assert int((compiled[0][0][2] < 15).sum()) > 100 and bool((compiled[0][0][0] == 15).all())
+
+
+def test_encoder_falls_back_to_torch_where_the_compiled_bits_differ(monkeypatch):
+    # a machine whose convolutions sum in another order: the probe sees other bits, warns
+    # once, and the torch path encodes
+    from snnlab import _coding_kernels, coding
+    if not _coding_kernels.available():
+        pytest.skip("numba not installed")
+    encode = _coding_kernels.encode
+
+    def off_by_one_ulp(imgs, *args):
+        status = encode(imgs, *args)
+        values = args[-1]
+        if values.shape[0]:
+            values.view(np.int32)[values > 0] += 1
+        return status
+
+    monkeypatch.setattr(_coding_kernels, "encode", off_by_one_ulp)
+    coding._agrees.cache_clear()
+    try:
+        enc = Encoder.kheradpisheh2018()
+        x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+        with pytest.warns(RuntimeWarning, match="torch path"):
+            t = enc.encode_batch(x)
+        assert torch.equal(t, intensity_to_latency(enc.intensities(x), 15))
+    finally:
+        coding._agrees.cache_clear()
 
 
 @pytest.mark.parametrize("compiled", [True, False])
