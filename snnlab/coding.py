@@ -287,7 +287,7 @@ class Encoder(nn.Module):
 
     def _encode_compiled(self, images: torch.Tensor, keep_intensities: bool = False):
         # (spike times (B, C, H', W') uint8, intensities (B, C, H', W') float32 or None)
-        x = images.to(torch.float32).div(255).mul(255)
+        x = images.detach().to(torch.float32).div(255).mul(255)
         x = self.bank.check_input(x)[:, 0].contiguous()
         b, c, k = x.shape[0], self.bank.weight.shape[0], self.bank.kernel_size
         p = self.bank.padding

@@ -192,15 +192,18 @@ def _encoder_cases():
 def test_encoder_compiled_equals_torch_path(monkeypatch):
     # the one-pass numba encoder (filter bank, threshold, local normalisation, rank order)
     # against torch's convolutions and sort: the same spike times, exactly
-    from snnlab import _coding_kernels
+    from snnlab import _coding_kernels, coding
     if not _coding_kernels.available():
         pytest.skip("numba not installed")
     cases = _encoder_cases()
     compiled = [enc._encode_compiled(x, keep_intensities=True) for enc, x in cases]
     for (enc, x), (c, values) in zip(cases, compiled):
-        assert torch.equal(enc.encode_batch(x), c)  # the probe let the compiled path run
+        assert coding._compiled_agrees(enc, *x.shape[-2:])  # the probe lets the compiled path run
+        assert torch.equal(enc.encode_batch(x), c)
         ref = enc.intensities(x)
         assert torch.equal(values.view(torch.int32), ref.view(torch.int32)), f"{enc.dogs}: other bits"
+    grad = cases[2][1][:3].float().requires_grad_()  # no autograd error from the numpy hand-off
+    assert torch.equal(cases[2][0].encode_batch(grad), compiled[2][0][:3])
     monkeypatch.setattr(_coding_kernels, "available", lambda: False)
     for (enc, x), (c, _) in zip(cases, compiled):
         t = enc.encode_batch(x)
