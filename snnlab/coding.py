@@ -99,6 +99,12 @@ def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Te
     return times[0] if single else times
 
 
+def _pixels(images: torch.Tensor) -> torch.Tensor:
+    # float32 pixels as the reference sees them: it goes through ToTensor (x/255) and back
+    # (*255), so keep that rounding
+    return images.to(torch.float32).div(255).mul(255)
+
+
 def _probe_images(h: int, w: int) -> torch.Tensor:
     # digit-like blobs of random grey levels, one dense image and a blank one
     gen = torch.Generator().manual_seed(0)
@@ -263,9 +269,7 @@ class Encoder(nn.Module):
     def intensities(self, images: torch.Tensor) -> torch.Tensor:
         """Filtered and normalised intensities, ``(B, C, H, W)`` float32."""
         check_tensor(images, "images", (3, 4))
-        # the reference goes through ToTensor (x/255) and back (*255): keep its rounding
-        x = images.to(torch.float32).div(255).mul(255)
-        x = self.bank(x)
+        x = self.bank(_pixels(images))
         if self.norm_radius is not None:
             # the bank's input was checked finite; intensity_to_latency checks its output
             x = _local_normalization(x, self.norm_radius)
@@ -287,8 +291,7 @@ class Encoder(nn.Module):
 
     def _encode_compiled(self, images: torch.Tensor, keep_intensities: bool = False):
         # (spike times (B, C, H', W') uint8, intensities (B, C, H', W') float32 or None)
-        x = images.detach().to(torch.float32).div(255).mul(255)
-        x = self.bank.check_input(x)[:, 0].contiguous()
+        x = self.bank.check_input(_pixels(images.detach()))[:, 0].contiguous()
         b, c, k = x.shape[0], self.bank.weight.shape[0], self.bank.kernel_size
         p = self.bank.padding
         h, w = x.shape[1] + 2 * p - k + 1, x.shape[2] + 2 * p - k + 1
