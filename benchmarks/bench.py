@@ -70,15 +70,16 @@ def plain_stdp(w, tin, spec, rates, t):
         apply_stdp(w, win, lr[0], True, 0.0, 1.0, flush_below=1e-30)
 
 
-def plain_rstdp(w, x3, y, dmap, t):
+def plain_rstdp(w, x3, y, dmap, t, pad):
     for i in range(len(x3)):
-        pot = conv_potentials(times_to_wave(torch.where(x3[i] > 0, 0, t).to(torch.uint8), t), w)
+        xi = torch.nn.functional.pad(x3[i], (pad,) * 4)
+        pot = conv_potentials(times_to_wave(torch.where(xi > 0, 0, t).to(torch.uint8), t), w)
         spk, _ = fire(pot, None)
         win = k_winners(pot, 1, 0, spk)
         if win[0, 0] < 0:
             continue
         rates = (0.004, -0.003) if int(dmap[win[0, 0]]) == int(y[i]) else (-0.004, 0.0005)
-        lr = torch.where(x3[i][:, win[0, 1]:win[0, 1] + 5, win[0, 2]:win[0, 2] + 5] > 0, rates[0], rates[1])
+        lr = torch.where(xi[:, win[0, 1]:win[0, 1] + 5, win[0, 2]:win[0, 2] + 5] > 0, rates[0], rates[1])
         w[win[0, 0]] += lr
         w.clamp_(0.2, 0.8)
 
@@ -155,8 +156,9 @@ def main(argv=None):
     x3 = net.conv3_input(times)
     y = labels[:n]
     w3 = net.conv3.weight.data
-    phase("mz layer3 R-STDP", lambda: plain_rstdp(w3.clone(), x3[:m], y, net.decision_map, t),
-          lambda: train_rstdp(w3.clone(), x3, y, net.decision_map, (0.004, -0.003), (-0.004, 0.0005), t, 0.2, 0.8))
+    phase("mz layer3 R-STDP", lambda: plain_rstdp(w3.clone(), x3[:m], y, net.decision_map, t, net.conv3_padding),
+          lambda: train_rstdp(w3.clone(), x3, y, net.decision_map, (0.004, -0.003), (-0.004, 0.0005), t, 0.2, 0.8,
+                              padding=net.conv3_padding))
     phase("mz evaluation", lambda: [net.forward_full(times[i:i + 1]) for i in range(m)], lambda: net(times))
 
     kh, kh_weights = _network(Kheradpisheh2018, args.kh_weights, dev)
@@ -183,7 +185,7 @@ def main(argv=None):
         sec = timed(lambda: train_stdp(w.clone(), x, spec, rates, t, mode="batched", batch=16), args.repeats)
         batched[name] = n / sec
     sec = timed(lambda: train_rstdp(w3.clone(), x3, y, net.decision_map, (0.004, -0.003), (-0.004, 0.0005), t,
-                                    0.2, 0.8, mode="batched"), args.repeats)
+                                    0.2, 0.8, mode="batched", padding=net.conv3_padding), args.repeats)
     batched["mz layer3 R-STDP"] = n / sec
     batched = {k: {"batched_per_s": v, "vs_exact_fast": v / results[k]["fast_per_s"]} for k, v in batched.items()}
     for k, v in batched.items():

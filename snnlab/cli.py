@@ -111,10 +111,11 @@ def main(argv=None) -> int:
     print(f"snnlab reproduce {args.model} ({cfg.name}) on {device}, seed {args.seed} -> {out}", flush=True)
     results = mod.reproduce(cfg, out, device=device, seed=args.seed, resume=args.resume,
                             progress=not args.no_progress)
-    acc = results.get("best_test_accuracy")
+    acc = results.get("test_accuracy", results.get("best_test_accuracy"))
     paper = results.get("paper_accuracy")
     shown = "n/a" if acc is None else f"{acc:.2f}%"
-    print(f"done in {time.perf_counter() - t0:.0f} s: best test accuracy {shown} "
+    how = f" (epoch {results['chosen_epoch']}, chosen by {results['chosen_by']})" if results.get("chosen_epoch") else ""
+    print(f"done in {time.perf_counter() - t0:.0f} s: test accuracy {shown}{how} "
           f"(paper {paper}%), results in {out}/results.json", flush=True)
     return 0
 

@@ -366,29 +366,43 @@ class RateDoubling:
         self.a_plus, self.a_minus, self.counter = state["a_plus"], state["a_minus"], state["counter"]
 
 
-def adaptive_rstdp_rates(reward, punish, correct_fraction: float, wrong_fraction: float):
+def adaptive_rstdp_rates(reward, punish, correct_fraction: float, wrong_fraction: float,
+                         minimum: float = 0.0, scale: float = 1.0):
     r"""Adaptive R-STDP rates after a block of samples (Mozafari et al.).
 
     Reward rates are scaled by the block's fraction of wrong decisions and punishment rates
-    by its fraction of correct ones: :math:`a_r = a_r^0 \cdot p_{wrong}`, :math:`a_p = a_p^0 \cdot p_{correct}`.
+    by its fraction of correct ones: :math:`a_r = a_r^0 (s\,p_{wrong} + m)`,
+    :math:`a_p = a_p^0 (s\,p_{correct} + m)`. Mozafari 2019 (MNIST) uses ``m = 0, s = 1``;
+    their shallow network of 2018 keeps a floor, ``m = 0.2, s = 0.8``, so that learning never
+    stops even when a block has no mistakes.
 
     Args:
         reward: base ``(a_plus, a_minus)`` of the reward (STDP).
         punish: base ``(a_plus, a_minus)`` of the punishment (anti-STDP).
         correct_fraction, wrong_fraction: fractions of the block, in [0, 1].
+        minimum, scale: the floor ``m`` and the slope ``s`` (non-negative).
 
     Returns:
         ``(reward_rates, punish_rates)`` as tuples of floats.
+
+    Shape:
+        - scalars and pairs only.
 
     Example:
         >>> rw, pn = adaptive_rstdp_rates((0.004, -0.003), (-0.004, 0.0005), 0.75, 0.25)
         >>> [round(a, 6) for a in rw + pn]
         [0.001, -0.00075, -0.003, 0.000375]
+        >>> rw, pn = adaptive_rstdp_rates((0.004, -0.003), (-0.004, 0.0005), 1.0, 0.0, 0.2, 0.8)
+        >>> [round(a, 6) for a in rw + pn]
+        [0.0008, -0.0006, -0.004, 0.0005]
     """
     for name, v in (("correct_fraction", correct_fraction), ("wrong_fraction", wrong_fraction)):
         if not 0.0 <= float(v) <= 1.0:
             raise ValueError(f"{name}: expected a fraction in [0, 1], got {v!r}")
+    for name, v in (("minimum", minimum), ("scale", scale)):
+        if not 0.0 <= float(v) < float("inf"):
+            raise ValueError(f"{name}: expected a non-negative number, got {v!r}")
     # float32 base rates, as the reference reads them back from float32 tensors
-    rw = tuple(float(np.float32(a)) * float(wrong_fraction) for a in reward)
-    pn = tuple(float(np.float32(a)) * float(correct_fraction) for a in punish)
+    rw = tuple(float(np.float32(a)) * (float(wrong_fraction) * scale + minimum) for a in reward)
+    pn = tuple(float(np.float32(a)) * (float(correct_fraction) * scale + minimum) for a in punish)
     return rw, pn

@@ -98,10 +98,13 @@ def read_checkpoint(path):
         raise ValueError(f"resume: checkpoint {path} is unreadable ({err}); delete it to start over") from None
 
 
-def config_mismatch(saved: dict, saved_seed, config, seed) -> list:
+def config_mismatch(saved: dict, saved_seed, config, seed, done=None) -> list:
     """Names of the fields (and ``"seed"``) in which a checkpoint's run differs from ``config``
     and ``seed``, ``epochs`` and the config class's ``RESUME_FREE`` fields aside; a field added
-    to the config class since the checkpoint was written counts with its default.
+    to the config class since the checkpoint was written counts with its default. Fields that
+    only one layer's training reads (the class's ``LAYER_FIELDS``, ``{layer: names}``) may
+    differ while that layer has not started (``done``: epochs finished per layer), so later
+    stages can branch from one checkpoint of the earlier ones.
 
     Example:
         >>> from snnlab.models.mozafari2019 import Mozafari2019Config
@@ -112,6 +115,9 @@ def config_mismatch(saved: dict, saved_seed, config, seed) -> list:
     new = dataclasses.asdict(config)
     old = {**dataclasses.asdict(type(config)()), **saved}
     free = {"epochs", *getattr(type(config), "RESUME_FREE", ())}
+    for layer, names in getattr(type(config), "LAYER_FIELDS", {}).items():
+        if done is not None and done[layer] == 0:
+            free.update(names)
     diff = sorted(k for k in old.keys() | new.keys() if k not in free and old.get(k) != new.get(k))
     return diff + (["seed"] if saved_seed != seed else [])
 
@@ -150,7 +156,7 @@ class Run:
             self._check_compatible(ck, config, seed)
 
     def _check_compatible(self, ck, config, seed):
-        diff = config_mismatch(ck["config"], ck["seed"], config, seed)
+        diff = config_mismatch(ck["config"], ck["seed"], config, seed, ck["state"]["done"])
         if diff:
             raise ValueError(f"resume: the checkpoint in {self.out} was made with another config or seed "
                              f"(differs in: {', '.join(diff)}); use another --out or delete it")
@@ -204,7 +210,8 @@ class Run:
         os.replace(tmp, path)
         return path
 
-    def plot_curves(self, epochs, series: dict, ylabel: str, title: str, reference: dict | None = None) -> Path:
+    def plot_curves(self, epochs, series: dict, ylabel: str, title: str, reference: dict | None = None,
+                    mark: int | None = None) -> Path:
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -213,6 +220,8 @@ class Run:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for label, values in series.items():
             ax.plot(epochs, values, marker="o" if len(epochs) < 30 else None, label=label)
+        if mark is not None:
+            ax.axvline(mark, ls=":", lw=1, color="black")
         for label, value in (reference or {}).items():
             ax.axhline(value, ls="--", lw=1, color="gray")
             ax.annotate(label, (epochs[0] if len(epochs) else 0, value), fontsize=8, va="bottom")

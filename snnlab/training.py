@@ -21,15 +21,17 @@ three facts (see ``design.md`` section 6):
 """
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import _stdp_kernels
+from . import _decision_kernels, _stdp_kernels
 from .coding import times_to_wave
 from .competition import pick_winners
 from .learning import _receptive_fields, _stabilise, apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_rates_for_winners
@@ -690,7 +692,7 @@ def _decision_keys(pot: torch.Tensor, time_steps: int) -> torch.Tensor:
 
 
 def decide(weight: torch.Tensor, inputs: torch.Tensor, decision_map: torch.Tensor, time_steps: int,
-           batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+           batch_size: int | None = None, padding: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Decisions of a last (decision) layer from its final-slice input, batched.
 
     The winner is the neuron with the largest potential :math:`V = W \star x` (k-WTA with
@@ -703,9 +705,15 @@ def decide(weight: torch.Tensor, inputs: torch.Tensor, decision_map: torch.Tenso
         decision_map: ``(F,)`` class of each feature.
         time_steps: ``T`` (enters the reference's ranking arithmetic).
         batch_size: samples per convolution (``None``: :func:`batch_for` the device, 256 on CPU).
+        padding: zero padding of the input on each side. Passing it here rather than padding
+            the input gives the same potentials, bit for bit, in half the time when half the
+            taps fall on padding (the convolution skips them).
 
     Returns:
         ``(decisions, winners)``: int64 ``(N,)`` and ``(N, 3)`` (feature, y, x; -1 if silent).
+
+    Shape:
+        - inputs: :math:`(N, C, H, W)`. Output: :math:`(N,)` and :math:`(N, 3)`.
 
     Example:
         >>> w = torch.zeros(4, 1, 1, 1); w[2] = 1
@@ -713,11 +721,11 @@ def decide(weight: torch.Tensor, inputs: torch.Tensor, decision_map: torch.Tenso
         [1]
     """
     dev = weight.device
-
     dmap = decision_map.to(dev)
 
     def batch(a, b):
-        dec, win = _decide_from_pot(F.conv2d(inputs[a:b].to(dev, torch.float32), weight), dmap, time_steps)
+        pot = F.conv2d(inputs[a:b].to(dev, torch.float32), weight, padding=padding)
+        dec, win = _decide_from_pot(pot, dmap, time_steps)
         return dec.cpu(), win.cpu()
 
     out = batched_map(batch, len(inputs), batch_for(dev, batch_size, 256))
@@ -726,20 +734,83 @@ def decide(weight: torch.Tensor, inputs: torch.Tensor, decision_map: torch.Tenso
     return torch.cat([d for d, _ in out]), torch.cat([w for _, w in out])
 
 
+def _probe_binary(c: int, h: int, w: int) -> torch.Tensor:
+    # binary inputs of densities 0-100% (a blank one and a full one among them)
+    gen = torch.Generator().manual_seed(0)
+    dens = torch.linspace(0, 1, 8).view(8, 1, 1, 1)
+    return (torch.rand(8, c, h, w, generator=gen) < dens).to(torch.uint8)
+
+
+@functools.lru_cache(maxsize=32)
+def binary_conv_agrees(weight_shape: tuple, input_shape: tuple, padding: int = 0) -> int:
+    """The channel block with which the compiled binary convolution gives ``F.conv2d``'s bits.
+
+    :mod:`snnlab._decision_kernels` sums each potential in oneDNN's order (input channels in
+    blocks of 16 or 8, see there). This checks it once per layer shape, on binary probe inputs
+    of all densities with random weights, and returns the block size that reproduces
+    ``F.conv2d`` bit for bit, or 0 (then the torch path runs). The answer is remembered.
+
+    Args:
+        weight_shape: ``(F, C, kh, kw)``.
+        input_shape: ``(C, H, W)`` of one sample.
+        padding: zero padding of the convolution.
+
+    Returns:
+        16, 8, or 0.
+
+    Shape:
+        - shapes only.
+
+    Example:
+        >>> binary_conv_agrees((4, 3, 2, 2), (3, 5, 5)) in (0, 8, 16)
+        True
+    """
+    if not _decision_kernels.available():
+        return 0
+    gen = torch.Generator().manual_seed(1)
+    w = torch.rand(weight_shape, generator=gen) * 0.6 + 0.2
+    x = _probe_binary(*input_shape)
+    ref = F.conv2d(x.float(), w, padding=padding)
+    wt = w.permute(1, 2, 3, 0).contiguous().numpy()
+    for block in (16, 8):
+        if all(torch.equal(torch.from_numpy(_decision_kernels.potentials(x[i].numpy(), wt, block, padding)), ref[i])
+               for i in range(len(x))):
+            return block
+    warnings.warn("train_rstdp: the compiled recomputation does not reproduce F.conv2d's bits for a layer of shape "
+                  f"{tuple(weight_shape)} on this machine; using the torch path (same results, slower)",
+                  RuntimeWarning, stacklevel=3)
+    return 0
+
+
+def _compiled_block(weight: torch.Tensor, inputs: torch.Tensor, padding: int) -> int:
+    # the compiled R-STDP loop runs on CPU float32 weights and binary inputs, where a one-off
+    # probe finds F.conv2d's summation order (else 0: the torch path)
+    if weight.device.type != "cpu" or weight.dtype != torch.float32 or not weight.is_contiguous() \
+            or inputs.device.type != "cpu" or not len(inputs):
+        return 0
+    if inputs.dtype != torch.bool and bool(((inputs != 0) & (inputs != 1)).any()):
+        return 0
+    return binary_conv_agrees(tuple(weight.shape), tuple(inputs.shape[1:]), padding)
+
+
 @torch.no_grad()
 def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor, decision_map: torch.Tensor,
                 reward_rates, punish_rates, time_steps: int, lower: float, upper: float,
-                mode: str = "exact", chunk: int = 16, progress: bool = False, desc: str = "R-STDP") -> torch.Tensor:
+                mode: str = "exact", chunk: int = 16, progress: bool = False, desc: str = "R-STDP",
+                padding: int = 0, active: torch.Tensor | None = None, stabilizer: bool = False) -> torch.Tensor:
     r"""One pass of R-STDP over ``inputs`` on a decision layer (final-slice form).
 
     Each sample's decision is the class of the winning feature (:func:`decide`); right:
     STDP with ``reward_rates``, wrong: ``punish_rates`` (anti-STDP), silent: no update.
     Only the winner's kernel changes: :math:`w_f \mathrel{+}= a^{\pm}` on synapses whose input
-    spiked at all (``a_plus``) or not (``a_minus``), no stabiliser, clipped to ``[lower, upper]``.
+    spiked at all (``a_plus``) or not (``a_minus``; padding included), clipped to
+    ``[lower, upper]``; with ``stabilizer``, :math:`w_f \mathrel{+}= a^{\pm} (w_f - l)(u - w_f)`
+    (SpykeTorch's soft bound, as in the STDP layers). Features outside ``active`` cannot win
+    (their potentials are set to 0, as dropout does in Mozafari et al. 2018).
 
     ``mode="exact"`` processes samples one by one (chunked by correction, identical to the
-    plain loop); ``mode="batched"`` decides a whole chunk with the chunk-start weights and
-    applies the summed updates at once.
+    plain loop; on CPU the per-sample steps run compiled); ``mode="batched"`` decides a whole
+    chunk with the chunk-start weights and applies the summed updates at once.
 
     Args:
         weight: ``(F, C, kh, kw)``, updated in place.
@@ -750,68 +821,119 @@ def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
         time_steps: ``T``.
         lower, upper: weight bounds.
         mode: ``"exact"`` or ``"batched"``.
-        chunk: samples per batched convolution.
+        chunk: samples per batched convolution (at most 16 in exact mode on CPU).
+        padding: zero padding of the input on each side (see :func:`decide`).
+        active: ``(F,)`` bool, the features that may win (``None``: all).
+        stabilizer: multiply each update by :math:`(w - l)(u - w)`.
 
     Returns:
         int64 ``(N,)`` decisions (``-1`` = silent).
+
+    Shape:
+        - inputs: :math:`(N, C, H, W)`; labels: :math:`(N,)`. Output: :math:`(N,)`.
     """
     if mode not in ("exact", "batched"):
         raise ValueError(f"mode: expected 'exact' or 'batched', got {mode!r}")
     dev = weight.device
-    ks = weight.shape[-2:]
+    kh, kw = weight.shape[-2:]
     dmap = decision_map.to(dev)
     rw = torch.tensor(reward_rates, dtype=torch.float32, device=dev)
     pn = torch.tensor(punish_rates, dtype=torch.float32, device=dev)
     decisions = torch.full((len(inputs),), -1, dtype=torch.long)
     needs_clamp = not _in_bounds(weight, lower, upper)
-    host = mode == "exact" and dev.type == "cpu" and weight.is_contiguous() and weight.dtype == torch.float32
+    if active is not None:
+        active = torch.as_tensor(active, dtype=torch.bool)
+        if active.shape != weight.shape[:1]:
+            raise ValueError(f"active: expected a bool mask of shape ({weight.shape[0]},), got {tuple(active.shape)}")
+        silenced = (~active).nonzero().flatten().to(dev)
+    else:
+        silenced = torch.empty(0, dtype=torch.long, device=dev)
+    block = _compiled_block(weight, inputs, padding) if mode == "exact" else 0
+    start = 0
+    if block and needs_clamp:
+        # the first update clips every kernel, so the potentials after it change everywhere:
+        # the samples up to it take the plain path
+        while start < len(inputs) and needs_clamp:
+            needs_clamp = _train_rstdp_chunk(weight, inputs[start:start + 1], labels[start:start + 1], dmap, rw, pn,
+                                             time_steps, lower, upper, mode, padding, needs_clamp,
+                                             decisions[start:start + 1], (kh, kw), silenced, stabilizer)
+            start += 1
+    if block:  # CPU: chunk convolution by oneDNN, then the compiled per-sample loop (same bits)
+        chunk = min(chunk, _decision_kernels.LANES)
+        x_all = inputs[start:] if inputs.dtype == torch.uint8 else (inputs[start:] != 0).to(torch.uint8)
+        out_hw = (inputs.shape[-2] + 2 * padding - kh + 1, inputs.shape[-1] + 2 * padding - kw + 1)
+        work = _decision_kernels.workspace(tuple(weight.shape), tuple(inputs.shape[1:]), out_hw, block)
+        rates = np.array([reward_rates, punish_rates], np.float32)
+        w_np, dmap_np = weight.numpy(), dmap.long().numpy()
+        y_np, dec_np = labels[start:].long().numpy(), decisions[start:].numpy()
+        for a, b in _progress(chunks(len(x_all), chunk), progress, desc=desc, unit="chunk", mininterval=1.0):
+            x = x_all[a:b]
+            pots = F.conv2d(x.float(), weight, padding=padding)
+            pots[:, silenced] = 0  # silenced features never win, so never need recomputing
+            _decision_kernels.rstdp_chunk(pots.numpy(), x.numpy(), y_np[a:b], w_np, dmap_np, rates, time_steps, lower,
+                                          upper, stabilizer, block, padding, dec_np[a:b], work)
+        return decisions
     for a, b in _progress(chunks(len(inputs), chunk), progress, desc=desc, unit="chunk", mininterval=1.0):
-        x = inputs[a:b].to(dev, torch.float32)
-        y = labels[a:b].to(dev)
-        pots = F.conv2d(x, weight)
-        if host:
-            needs_clamp = _rstdp_exact_host(weight, x, y, pots, dmap, rw, pn, time_steps, lower, upper,
-                                            needs_clamp, decisions[a:b])
-            continue
-        if mode == "batched":
-            dec, win = _decide_from_pot(pots, dmap, time_steps)
-            ltp = _receptive(x, win, ks) > 0
-            r = torch.where((dec == y)[:, None], rw, pn).masked_fill((dec < 0)[:, None], 0.0)
-            lr = torch.where(ltp, r[:, 0].view(-1, 1, 1, 1), r[:, 1].view(-1, 1, 1, 1))
-            batch_stdp(weight, win[:, None], lr[:, None], False, lower, upper)
-            needs_clamp = False
-            decisions[a:b] = dec.cpu()
-            continue
-        changed = set()
-        for i in range(b - a):
-            pot = pots[i:i + 1]
-            if changed:  # kernels updated earlier in the chunk: recompute just those for this sample
-                idx = torch.tensor(sorted(changed), device=dev)
-                pot[:, idx] = F.conv2d(x[i:i + 1], weight[idx])
-            dec, win = _decide_from_pot(pot, dmap, time_steps)
-            f = int(win[0, 0])
-            if f < 0:
-                continue
-            wy, wx = int(win[0, 1]), int(win[0, 2])
-            r = rw if int(dec[0]) == int(y[i]) else pn
-            weight[f] += torch.where(x[i, :, wy:wy + ks[0], wx:wx + ks[1]] > 0, r[0], r[1])
-            if needs_clamp:  # first update: the reference clips every kernel
-                weight.clamp_(lower, upper)
-                needs_clamp = False
-                if i + 1 < b - a:
-                    pots[i + 1:] = F.conv2d(x[i + 1:], weight)
-            else:
-                weight[f].clamp_(lower, upper)
-                changed.add(f)
-            decisions[a + i] = int(dec[0])
+        needs_clamp = _train_rstdp_chunk(weight, inputs[a:b], labels[a:b], dmap, rw, pn, time_steps, lower, upper,
+                                         mode, padding, needs_clamp, decisions[a:b], (kh, kw), silenced, stabilizer)
     return decisions
 
 
-def _rstdp_exact_host(weight, x, y, pots, dmap, rw, pn, time_steps, lower, upper, needs_clamp, out):
-    # The exact per-sample loop with the decisions and updates in numpy on shared memory:
-    # a few microseconds per sample instead of ~30 torch dispatches. Potentials still come
-    # from F.conv2d (the chunk's, then the rows updated earlier in the chunk), keys and
-    # updates use the same float32 operations, so the bits equal the torch loop's.
+def _train_rstdp_chunk(weight, inputs, labels, dmap, rw, pn, time_steps, lower, upper, mode, padding, needs_clamp,
+                       decisions, ks, silenced, stabilizer):
+    # one chunk of train_rstdp's torch paths; returns whether the first clip is still due
+    dev = weight.device
+    x = inputs.to(dev, torch.float32)
+    y = labels.to(dev)
+    pots = F.conv2d(x, weight, padding=padding)
+    pots[:, silenced] = 0
+    if padding:  # the updates see the padded receptive fields, as the reference does
+        x = F.pad(x, (padding,) * 4)
+    if mode == "batched":
+        dec, win = _decide_from_pot(pots, dmap, time_steps)
+        ltp = _receptive(x, win, ks) > 0
+        r = torch.where((dec == y)[:, None], rw, pn).masked_fill((dec < 0)[:, None], 0.0)
+        lr = torch.where(ltp, r[:, 0].view(-1, 1, 1, 1), r[:, 1].view(-1, 1, 1, 1))
+        batch_stdp(weight, win[:, None], lr[:, None], stabilizer, lower, upper)
+        decisions[:] = dec.cpu()
+        return False
+    if dev.type == "cpu" and weight.is_contiguous() and weight.dtype == torch.float32:
+        return _rstdp_exact_host(weight, x, y, pots, dmap, rw, pn, time_steps, lower, upper, needs_clamp,
+                                 decisions, silenced, stabilizer)
+    changed = set()
+    for i in range(len(x)):
+        pot = pots[i:i + 1]
+        if changed:  # kernels updated earlier in the chunk: recompute just those for this sample
+            idx = torch.tensor(sorted(changed), device=dev)
+            pot[:, idx] = F.conv2d(x[i:i + 1], weight[idx])
+        dec, win = _decide_from_pot(pot, dmap, time_steps)
+        f = int(win[0, 0])
+        if f < 0:
+            continue
+        wy, wx = int(win[0, 1]), int(win[0, 2])
+        r = rw if int(dec[0]) == int(y[i]) else pn
+        lr = torch.where(x[i, :, wy:wy + ks[0], wx:wx + ks[1]] > 0, r[0], r[1])
+        weight[f] += lr * _stabilise(weight[f], stabilizer, lower, upper) if stabilizer else lr
+        if needs_clamp:  # first update: the reference clips every kernel
+            weight.clamp_(lower, upper)
+            needs_clamp = False
+            if i + 1 < len(x):
+                pots[i + 1:] = F.conv2d(x[i + 1:], weight)
+                pots[i + 1:, silenced] = 0
+        else:
+            weight[f].clamp_(lower, upper)
+            changed.add(f)
+        decisions[i] = int(dec[0])
+    return needs_clamp
+
+
+def _rstdp_exact_host(weight, x, y, pots, dmap, rw, pn, time_steps, lower, upper, needs_clamp, out, silenced,
+                      stabilizer):
+    # The exact per-sample loop with the decisions and updates in numpy on shared memory (the
+    # CPU path without numba): a few microseconds per sample instead of ~30 torch dispatches.
+    # Potentials still come from F.conv2d (the chunk's, then the rows updated earlier in the
+    # chunk), keys and updates use the same float32 operations, so the bits equal the torch
+    # loop's. x is the padded input.
     wn, xn, pn_ = weight.numpy(), x.numpy(), pots.numpy()
     dm, yn = dmap.cpu().numpy(), y.cpu().numpy()
     t32, lo, hi = np.float32(time_steps), np.float32(lower), np.float32(upper)
@@ -833,12 +955,14 @@ def _rstdp_exact_host(weight, x, y, pots, dmap, rw, pn, time_steps, lower, upper
         dec = int(dm[f])
         r = rates[dec == int(yn[i])]
         wf = wn[f]
-        wf += np.where(xn[i, :, wy:wy + kh, wx:wx + kw] > 0, r[0], r[1])
+        lr = np.where(xn[i, :, wy:wy + kh, wx:wx + kw] > 0, r[0], r[1])
+        wf += lr * ((wf - lo) * (hi - wf)) if stabilizer else lr
         if needs_clamp:  # first update: the reference clips every kernel
             np.clip(wn, lo, hi, out=wn)
             needs_clamp = False
             if i + 1 < len(xn):
                 pn_[i + 1:] = F.conv2d(x[i + 1:], weight).numpy()
+                pn_[i + 1:, silenced.numpy()] = 0
         else:
             np.clip(wf, lo, hi, out=wf)
             if f not in changed:

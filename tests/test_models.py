@@ -2,6 +2,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -219,6 +220,67 @@ def test_rstdp_exact_chunked_equals_plain_loop_and_final_slice_shortcut():
         assert torch.equal(mine, ref)
 
 
+@pytest.mark.parametrize("variant", ["published", "dropout+stabilizer"])
+@pytest.mark.parametrize("path", ["compiled", "host", "generic"])
+def test_rstdp_paths_equal_the_plain_loop_with_padding(path, variant, monkeypatch):
+    # the three exact paths (compiled loop, numpy host loop, torch loop) against the plain
+    # loop on zero-padded inputs; the first update clips every kernel, some samples are silent
+    from snnlab import training
+    from snnlab.learning import _stabilise
+
+    gen = torch.Generator().manual_seed(5)
+    x = (torch.rand(70, 20, 4, 4, generator=gen) < torch.linspace(0, 0.6, 70).view(70, 1, 1, 1)).to(torch.uint8)
+    y = torch.randint(0, 10, (70,), generator=gen)
+    dmap = torch.arange(30) // 3
+    w0 = torch.empty(30, 20, 5, 5).normal_(0.8, 0.05, generator=gen)
+    stab = variant != "published"
+    active = torch.rand(30, generator=gen) > 0.4 if stab else None
+    ref = w0.clone()
+    ref_dec = torch.full((70,), -1)
+    for i in range(70):
+        xi = F.pad(x[i], (2, 2, 2, 2))
+        pot = conv_potentials(times_to_wave(torch.where(xi > 0, 0, 15).to(torch.uint8), 15), ref)
+        if active is not None:
+            pot[:, ~active] = 0
+        spk, _ = fire(pot, None)
+        win = k_winners(pot, 1, 0, spk)
+        if win[0, 0] < 0:
+            continue
+        ref_dec[i] = int(dmap[win[0, 0]])
+        rates = (0.004, -0.003) if ref_dec[i] == int(y[i]) else (-0.004, 0.0005)
+        lr = torch.where(xi[:, win[0, 1]:win[0, 1] + 5, win[0, 2]:win[0, 2] + 5] > 0, *rates)
+        ref[win[0, 0]] += lr * _stabilise(ref[win[0, 0]], stab, 0.2, 0.8)
+        ref.clamp_(0.2, 0.8)
+    assert bool((ref_dec < 0).any()) and bool((ref_dec >= 0).any())
+    if path == "compiled":
+        assert training.binary_conv_agrees((30, 20, 5, 5), (20, 4, 4), 2) in (8, 16)
+    else:
+        monkeypatch.setattr(training, "_compiled_block", lambda *a: 0)
+    if path == "generic":  # the accelerator path, run on the CPU
+        w0 = w0.permute(3, 2, 1, 0).contiguous().permute(3, 2, 1, 0)  # not contiguous: the host loop declines it
+        assert not w0.clone().is_contiguous()
+    mine = w0.clone()
+    dec = torch.cat([train_rstdp(mine, x[a:a + 25], y[a:a + 25], dmap, (0.004, -0.003), (-0.004, 0.0005), 15,
+                                 0.2, 0.8, chunk=6, padding=2, active=active, stabilizer=stab) for a in (0, 25, 50)])
+    assert torch.equal(dec, ref_dec) and torch.equal(mine, ref)
+    d, win = decide(mine, x, dmap, 15, padding=2)
+    d_pad, win_pad = decide(mine, F.pad(x, (2, 2, 2, 2)), dmap, 15)
+    assert torch.equal(d, d_pad) and torch.equal(win, win_pad)
+
+
+def test_compiled_rstdp_falls_back_where_the_probe_disagrees(monkeypatch):
+    from snnlab import _decision_kernels, training
+
+    real = _decision_kernels.potentials
+    monkeypatch.setattr(_decision_kernels, "potentials", lambda *a: np.nextafter(real(*a), np.float32(2)))
+    training.binary_conv_agrees.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="torch path"):
+            assert training.binary_conv_agrees((6, 3, 3, 3), (3, 5, 5), 1) == 0
+    finally:
+        training.binary_conv_agrees.cache_clear()
+
+
 def test_batched_rstdp_mode_runs_and_stays_in_bounds():
     x = (torch.rand(50, 8, 6, 6, generator=g) < 0.3).to(torch.uint8)
     y = torch.randint(0, 10, (50,), generator=g)
@@ -339,7 +401,8 @@ def test_model_save_load_and_text_tensor_roundtrip(tmp_path):
         io.load_model(tmp_path / "missing.pt")
 
 
-TINY_MZ = dict(epochs=(1, 1, 2), train_samples=(60, 60, 300), test_samples=200, adaptive_block=100)
+TINY_MZ = dict(epochs=(1, 1, 2), train_samples=(60, 60, 300), test_samples=200, adaptive_block=100,
+               validation_samples=300)
 
 
 @needs_mnist
@@ -350,11 +413,18 @@ def test_mozafari_reproduce_writes_results_and_is_deterministic(tmp_path):
     r1 = mz.reproduce(cfg, tmp_path / "a", device="cpu", seed=2, progress=False, log=lambda m: None)
     r2 = mz.reproduce(cfg, tmp_path / "b", device="cpu", seed=2, progress=False, log=lambda m: None)
     saved = json.loads((tmp_path / "a" / "results.json").read_text())
-    for key in ("config", "seed", "device", "torch", "history", "best_test_accuracy", "best_epoch",
-                "wall_time_per_phase_s"):
+    for key in ("config", "seed", "device", "torch", "history", "test_accuracy", "chosen_epoch", "chosen_by",
+                "validation_accuracy", "final_test_accuracy", "wall_time_per_phase_s"):
         assert key in saved
-    assert len(saved["history"]) == 2
-    assert set(saved["history"][0]["test"]) == {"correct", "wrong", "silent"}
+    assert "best_test_accuracy" not in saved  # the test set chooses nothing
+    hist = saved["history"]
+    assert len(hist) == 2 and saved["validation_samples"] == 300
+    assert set(hist[0]["test"]) == set(hist[0]["validation"]) == {"correct", "wrong", "silent"}
+    # the chosen epoch is the last of the best validation scores, and its test score is reported
+    val = [h["validation"]["correct"] for h in hist]
+    assert saved["chosen_epoch"] == max(e for e, v in enumerate(val, 1) if v == max(val))
+    assert saved["test_accuracy"] == 100 * hist[saved["chosen_epoch"] - 1]["test"]["correct"]
+    assert saved["final_test_accuracy"] == 100 * hist[-1]["test"]["correct"]
     assert (tmp_path / "a" / "curves.png").stat().st_size > 1000
     assert r1["history"] == [dict(h, seconds=r1["history"][i]["seconds"]) for i, h in enumerate(r2["history"])]
     w1 = io.load_model(tmp_path / "a" / "weights.pt").state_dict()
@@ -412,6 +482,30 @@ def test_mozafari_resume_with_more_rstdp_epochs_equals_the_longer_run(tmp_path, 
     assert all(torch.equal(a[k], b[k]) for k in a)
     strip = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
     assert strip(extended["history"]) == strip(longer["history"]) and len(longer["history"]) == 2
+
+
+@needs_mnist
+def test_mozafari_rstdp_variants_branch_from_the_stdp_layers_checkpoint(tmp_path):
+    # R-STDP-only fields may change on resume while conv3 has not started (one conv1/conv2
+    # training serves several R-STDP variants), never after
+    import shutil
+
+    from snnlab.models import mozafari2019 as mz
+
+    quiet = dict(device="cpu", seed=5, progress=False, log=lambda m: None)
+    layers = dict(TINY_MZ, epochs=(1, 1, 0))
+    mz.reproduce(mz.Mozafari2019Config(**layers), tmp_path / "l12", **quiet)
+    variant = dict(TINY_MZ, rstdp_dropout=0.5, shuffle=True, adaptive_min=0.2, adaptive_scale=0.8,
+                   rstdp_stabilizer=True)
+    shutil.copytree(tmp_path / "l12", tmp_path / "v")
+    branched = mz.reproduce(mz.Mozafari2019Config(**variant), tmp_path / "v", resume=True, **quiet)
+    direct = mz.reproduce(mz.Mozafari2019Config(**variant), tmp_path / "d", **quiet)
+    assert branched["history"] == [dict(h, seconds=branched["history"][i]["seconds"])
+                                   for i, h in enumerate(direct["history"])]
+    plain = mz.reproduce(mz.Mozafari2019Config(**TINY_MZ), tmp_path / "p", **quiet)
+    assert [h["train"] for h in plain["history"]] != [h["train"] for h in direct["history"]]
+    with pytest.raises(ValueError, match="rstdp_dropout"):
+        mz.reproduce(mz.Mozafari2019Config(**dict(variant, rstdp_dropout=0.3)), tmp_path / "v", resume=True, **quiet)
 
 
 @needs_mnist
