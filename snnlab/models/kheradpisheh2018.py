@@ -3,8 +3,8 @@
 Architecture (MNIST, 28x28): 2 DoG channels -> pad 2 -> conv1 (32 @ 5x5, threshold 10)
 -> pool 2/2 pad 1 -> pad 1 -> conv2 (150 @ 2x2, threshold 1) -> pool 2/2 pad 1; the
 features are whether each pooled conv2 neuron spiked at all (150 x 9 x 9 = 12,150 bits),
-classified by a linear SVM (``LinearSVC``; the paper's ``C = 2.4``, or, by default, ``C``
-chosen on held-out training features: see :func:`select_svm_c`).
+classified by a linear SVM (:class:`snnlab.svm.LinearSVM`; the paper's ``C = 2.4``, or, by default,
+``C`` chosen on held-out training features: see :func:`snnlab.svm.select_svm_c`).
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -23,14 +22,13 @@ from ..coding import Encoder, times_to_wave
 from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
 from ..runs import PhaseTimer, Run
+from ..svm import SVM_C_GRID, LinearSVM, select_svm_c
 from ..training import StdpLayer, batch_for, batched_map, block_pool, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
 
 __all__ = ["Kheradpisheh2018Config", "Kheradpisheh2018", "LinearSVM", "fit_svm", "train_layers", "classify",
            "select_svm_c", "SVM_C_GRID", "reproduce", "PAPER_ACCURACY"]
 
 PAPER_ACCURACY = 98.4
-#: Candidate values of the SVM's C (the paper's 2.4 among them), chosen by validation.
-SVM_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 2.4)
 
 
 @dataclass
@@ -48,12 +46,14 @@ class Kheradpisheh2018Config:
 
     The classifier: ``svm_c=None`` (default) picks ``C`` from ``svm_c_grid`` by the accuracy
     on the last ``svm_val_fraction`` of the SVM's training features (held out, never the
-    test set), then refits on all of them; a number fixes ``C`` (the paper: 2.4). These
-    three fields may change when a finished run is resumed: they do not touch STDP.
+    test set), walking the grid up from the smallest ``C`` until the accuracy has fallen
+    ``svm_patience`` times in a row (``None``: the whole grid), then refits on all of them; a
+    number fixes ``C`` (the paper: 2.4). These fields may change when a finished run is
+    resumed: they do not touch STDP.
     """
 
     #: fields a resumed run may change (the classifier only)
-    RESUME_FREE = ("svm_c", "svm_c_grid", "svm_val_fraction")
+    RESUME_FREE = ("svm_c", "svm_c_grid", "svm_val_fraction", "svm_patience")
 
     time_steps: int = 15
     features: tuple = (32, 150)
@@ -75,6 +75,7 @@ class Kheradpisheh2018Config:
     svm_c: float | None = None
     svm_c_grid: tuple = SVM_C_GRID
     svm_val_fraction: float = 1 / 6
+    svm_patience: int | None = 2
     chunk: int | None = None
     stdp_mode: str = "exact"
     stdp_batch: int = 16
@@ -103,6 +104,9 @@ class Kheradpisheh2018Config:
             raise ValueError(f"svm_c_grid: expected positive numbers, got {self.svm_c_grid}")
         if not 0 < self.svm_val_fraction < 1:
             raise ValueError(f"svm_val_fraction: expected a number in (0, 1), got {self.svm_val_fraction!r}")
+        p = self.svm_patience
+        if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 1):
+            raise ValueError(f"svm_patience: expected a positive int or None (the whole grid), got {p!r}")
         if not 1 <= self.svm_train_samples <= 60000:
             raise ValueError(f"svm_train_samples: expected 1..60000, got {self.svm_train_samples}")
         if not 1 <= self.test_samples <= 10000:
@@ -185,100 +189,6 @@ class Kheradpisheh2018(nn.Module):
         return pooling(spk, 2, 2, 1).amax(1).flatten(1).to(torch.uint8)
 
 
-class LinearSVM:
-    r"""scikit-learn's ``LinearSVC(C)`` (one-vs-rest, squared hinge, primal), made fast for
-    binary spike features.
-
-    For each class :math:`k`: :math:`\min_{w,b} \tfrac12(\|w\|^2 + b^2) + C\sum_i
-    \max(0, 1 - y_{ik}(w^\top x_i + b))^2` — liblinear's own primal Newton solver
-    (``LinearSVC(dual=False)``), so the objective and the solution are scikit-learn's.
-    Three things make it fast on 0/1 features: they are handed to liblinear as a sparse
-    matrix, the columns that are 0 for every training sample are dropped (their weights are
-    0 at the optimum, so the solution is unchanged), and the ten binary problems run in
-    parallel threads (liblinear releases the GIL).
-
-    Args:
-        c: the regularisation constant ``C``.
-        tol: liblinear's stopping tolerance (scikit-learn's default ``1e-4``).
-        max_iter: liblinear's iteration cap.
-        n_jobs: threads (default: one per CPU core, at most one per class).
-
-    Shape:
-        - fit: x :math:`(N, D)` (0/1 features, tensor or array), y :math:`(N,)` int labels.
-        - predict: x :math:`(M, D)` -> :math:`(M,)` int64 tensor.
-
-    Example:
-        >>> x = torch.tensor([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=torch.uint8)
-        >>> LinearSVM(c=10).fit(x, torch.tensor([0, 1, 0, 1])).predict(x).tolist()
-        [0, 1, 0, 1]
-    """
-
-    def __init__(self, c: float = 2.4, tol: float = 1e-4, max_iter: int = 1000, n_jobs: int | None = None):
-        if not c > 0:
-            raise ValueError(f"c: expected a positive number, got {c!r}")
-        if not tol > 0:
-            raise ValueError(f"tol: expected a positive number, got {tol!r}")
-        self.c, self.tol, self.max_iter, self.n_jobs = float(c), float(tol), int(max_iter), n_jobs
-
-    @staticmethod
-    def _sparse(x: np.ndarray):
-        import scipy.sparse as sp
-
-        # built from the nonzeros directly: scipy's dense -> CSR path is ~3x slower
-        _, cols = np.nonzero(x)
-        indptr = np.zeros(len(x) + 1, dtype=np.int64)
-        np.cumsum(np.count_nonzero(x, 1), out=indptr[1:])
-        return sp.csr_matrix((np.ones(len(cols)), cols.astype(np.int32), indptr), shape=x.shape)
-
-    @staticmethod
-    def _array(x, name="x") -> np.ndarray:
-        x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-        if x.ndim != 2:
-            raise ValueError(f"{name}: expected a 2-D (samples, features) matrix, got shape {x.shape}")
-        return x
-
-    def fit(self, x, y) -> "LinearSVM":
-        import os
-        from concurrent.futures import ThreadPoolExecutor
-
-        from sklearn.svm import LinearSVC
-
-        xn = self._array(x)
-        yn = (y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)).astype(np.int64)
-        if yn.shape != (len(xn),):
-            raise ValueError(f"y: expected shape ({len(xn)},) to match x, got {yn.shape}")
-        self.classes_ = np.unique(yn)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y: expected at least 2 classes, got {self.classes_.tolist()}")
-        self.columns_ = np.flatnonzero(xn.any(0))
-        xs = self._sparse(xn[:, self.columns_])
-        problems = [self.classes_[1:]] if len(self.classes_) == 2 else self.classes_
-
-        def one(cls):
-            svc = LinearSVC(C=self.c, dual=False, tol=self.tol, max_iter=self.max_iter)
-            svc.fit(xs, np.where(yn == cls, 1, -1))
-            return svc.coef_[0], svc.intercept_[0]
-
-        jobs = self.n_jobs or min(len(problems), os.cpu_count() or 1)
-        with ThreadPoolExecutor(jobs) as pool:
-            fitted = list(pool.map(one, problems))
-        self.coef_ = np.stack([w for w, _ in fitted])
-        self.intercept_ = np.array([b for _, b in fitted])
-        return self
-
-    def decision_function(self, x) -> np.ndarray:
-        """Scores ``(M, classes)`` (``(M,)`` for two classes, as scikit-learn)."""
-        x = torch.from_numpy(np.ascontiguousarray(self._array(x)[:, self.columns_]))
-        w = torch.from_numpy(self.coef_.T)
-        scores = torch.cat([x[a:a + 4096].double() @ w for a in range(0, len(x), 4096)]).numpy() + self.intercept_
-        return scores[:, 0] if len(self.classes_) == 2 else scores
-
-    def predict(self, x) -> torch.Tensor:
-        s = self.decision_function(x)
-        idx = (s > 0).astype(np.int64) if s.ndim == 1 else s.argmax(1)
-        return torch.from_numpy(self.classes_[idx])
-
-
 def fit_svm(train_x, train_y, c: float = 2.4) -> LinearSVM:
     """``LinearSVC(C=c)`` on binary spike features (:class:`LinearSVM`)."""
     return LinearSVM(c).fit(train_x, train_y)
@@ -312,49 +222,8 @@ def train_layers(net: Kheradpisheh2018, train_times: torch.Tensor, state: dict, 
                         doubling=cfg.rate_doubling[li], name=name)
 
 
-def select_svm_c(features, labels, grid=SVM_C_GRID, val_fraction: float = 1 / 6, tol: float = 1e-4):
-    r"""Choose the SVM's ``C`` on held-out *training* samples: :math:`\arg\max_C \mathrm{acc}_{val}(C)`.
-
-    Fits :class:`LinearSVM` on the first ``1 - val_fraction`` of the samples for each ``C``
-    of ``grid`` and scores it on the rest (the test set is never seen); ties go to the
-    first ``C`` in ``grid``.
-
-    Args:
-        features: binary training features.
-        labels: their int labels.
-        grid: candidate values of ``C``.
-        val_fraction: share of the samples (the last ones) held out for validation.
-        tol: liblinear's stopping tolerance.
-
-    Returns:
-        ``(best_c, {C: validation accuracy in %})``.
-
-    Shape:
-        - features: :math:`(N, D)`; labels: :math:`(N,)`.
-
-    Example:
-        >>> x = torch.tensor([[1, 0], [0, 1]] * 6, dtype=torch.uint8)
-        >>> select_svm_c(x, torch.tensor([0, 1] * 6), grid=(0.1, 1.0), val_fraction=1/3)[0]
-        0.1
-    """
-    y = torch.as_tensor(labels).long()
-    if len(grid) == 0:
-        raise ValueError("grid: expected at least one value of C, got none")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
-    n_fit = len(y) - max(1, round(val_fraction * len(y)))
-    if n_fit < 2:
-        raise ValueError(f"features: expected enough samples for a fit and a validation split, got {len(y)}")
-    scores = {}
-    for c in grid:
-        clf = LinearSVM(c, tol=tol).fit(features[:n_fit], y[:n_fit])
-        scores[float(c)] = 100 * float((clf.predict(features[n_fit:]) == y[n_fit:]).double().mean())
-    best = max(scores, key=scores.get)  # first maximum: dicts keep the grid's order
-    return best, scores
-
-
 def classify(train_features, train_labels, test_features, test_labels, c: float | None = 2.4,
-             tol: float = 1e-4, grid=SVM_C_GRID, val_fraction: float = 1 / 6) -> dict:
+             tol: float = 1e-4, grid=SVM_C_GRID, val_fraction: float = 1 / 6, patience: int | None = 2) -> dict:
     r"""Linear SVM on spike features: accuracies :math:`100\,\#\{\hat y = y\}/N`, silent samples, confusion.
 
     Args:
@@ -363,7 +232,7 @@ def classify(train_features, train_labels, test_features, test_labels, c: float 
         c, tol: the SVM's ``C`` and stopping tolerance (:class:`LinearSVM`); ``c=None``
             chooses ``C`` from ``grid`` with :func:`select_svm_c` (on the training samples
             only), then fits on all training samples.
-        grid, val_fraction: see :func:`select_svm_c` (used when ``c`` is None).
+        grid, val_fraction, patience: see :func:`snnlab.svm.select_svm_c` (used when ``c`` is None).
 
     Returns:
         ``{"train_accuracy", "test_accuracy", "test_silent", "feature_density", "confusion",
@@ -379,10 +248,10 @@ def classify(train_features, train_labels, test_features, test_labels, c: float 
         100.0
     """
     ytr, yte = torch.as_tensor(train_labels).long(), torch.as_tensor(test_labels).long()
-    validation = {}
-    if c is None:
-        c, validation = select_svm_c(train_features, ytr, grid, val_fraction, tol)
-    clf = LinearSVM(c, tol=tol).fit(train_features, ytr)
+    validation, warm = {}, None
+    if c is None:  # the fit at the chosen C (on the first samples) starts the final one
+        c, validation, warm = select_svm_c(train_features, ytr, grid, val_fraction, tol, patience, return_fit=True)
+    clf = LinearSVM(c, tol=tol).fit(train_features, ytr, warm=warm)
     ptr, pte = clf.predict(train_features), clf.predict(test_features)
     confusion = confusion_matrix(yte, pte, 10)
     return {
@@ -440,7 +309,7 @@ def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kherad
         fte = net(te_times)
     with timer("svm"):
         scores = classify(ftr, tr_labels[:cfg.svm_train_samples], fte, te_labels, cfg.svm_c,
-                          grid=cfg.svm_c_grid, val_fraction=cfg.svm_val_fraction)
+                          grid=cfg.svm_c_grid, val_fraction=cfg.svm_val_fraction, patience=cfg.svm_patience)
     if scores["svm_validation"]:
         log("SVM C by validation on the last {:.0%} of the training features: ".format(cfg.svm_val_fraction)
             + ", ".join(f"{c:g}: {a:.2f}%" for c, a in scores["svm_validation"].items())
