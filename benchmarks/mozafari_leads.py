@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from snnlab.models import mozafari2019 as mz
 
 #: lead -> (fields of conv1/conv2, fields of the R-STDP stage), each a change of the published protocol
@@ -41,22 +43,53 @@ def _layers_key(fields: dict) -> str:
     return "-".join(f"{k}={v}" for k, v in sorted(fields.items())).replace(" ", "") or "published"
 
 
-def run_lead(lead: str, seed: int, epochs: int, out: Path, log=print) -> dict:
-    layers, rstdp = LEADS[lead]
-    base = dict(epochs=(2, 4, 0), **layers)
+def layers_of(lead: str, seed: int, out: Path, log=print) -> Path:
+    """The folder of the lead's trained conv1/conv2 (trained here the first time)."""
+    layers, _ = LEADS[lead]
     lay_dir = out / f"layers-{_layers_key(layers)}-s{seed}"
     if not (lay_dir / "results.json").is_file():
         log(f"[{lead} s{seed}] conv1/conv2 -> {lay_dir}")
-        mz.reproduce(mz.Mozafari2019Config(**base), lay_dir, device="cpu", seed=seed, resume=True, progress=False,
-                     log=log)
+        mz.reproduce(mz.Mozafari2019Config(epochs=(2, 4, 0), **layers), lay_dir, device="cpu", seed=seed,
+                     resume=True, progress=False, log=log)
+    return lay_dir
+
+
+def run_lead(lead: str, seed: int, epochs: int, out: Path, log=print) -> dict:
+    """conv1/conv2 (shared by the leads that keep them), then ``epochs`` of R-STDP."""
+    layers, rstdp = LEADS[lead]
+    lay_dir = layers_of(lead, seed, out, log)
     run_dir = out / f"{lead}-s{seed}"
     if not (run_dir / "checkpoint.pt").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy2(lay_dir / "checkpoint.pt", run_dir / "checkpoint.pt")
-    cfg = mz.Mozafari2019Config(**dict(base, epochs=(2, 4, epochs), **rstdp))
+    cfg = mz.Mozafari2019Config(epochs=(2, 4, epochs), **layers, **rstdp)
     log(f"[{lead} s{seed}] R-STDP {epochs} epochs -> {run_dir}")
     return mz.reproduce(cfg, run_dir, device="cpu", seed=seed, resume=True, progress=False,
                         log=lambda m: log(f"[{lead} s{seed}] {m}"))
+
+
+def proxy(lead: str, seed: int, out: Path, n_fit: int = 30000, log=print) -> dict:
+    """A cheap proxy for a lead that changes conv1/conv2: a linear SVM on conv3's input (conv2's
+    pooled spikes, 250 x 4 x 4 bits) trained on the first ``n_fit`` training digits, its C chosen
+    on their last sixth, scored on the 10k validation digits (never the test set)."""
+    from snnlab.coding import Encoder
+    from snnlab.data import encoded_mnist
+    from snnlab.io import load_model
+    from snnlab.svm import LinearSVM, select_svm_c
+
+    net = load_model(layers_of(lead, seed, out, log) / "weights.pt")
+    enc = Encoder.mozafari2019(time_steps=net.config.time_steps)
+    times, labels = encoded_mnist(enc, True, limit=60000)
+    x = net.conv3_input(torch.cat([times[:n_fit], times[50000:]])).flatten(1)
+    y = torch.cat([labels[:n_fit], labels[50000:]])
+    c, scores = select_svm_c(x[:n_fit], y[:n_fit])
+    clf = LinearSVM(c).fit(x[:n_fit], y[:n_fit])
+    acc = 100 * float((clf.predict(x[n_fit:]) == y[n_fit:]).double().mean())
+    row = {"lead": lead, "seed": seed, "density": float(x.float().mean()), "svm_c": c,
+           "validation_accuracy": acc}
+    log(f"[proxy {lead} s{seed}] conv3-input density {row['density']:.3f}, C = {c:g}: "
+        f"validation {acc:.2f}% ({len(y) - n_fit} held-out training digits)")
+    return row
 
 
 def summary(out: Path) -> list:
@@ -64,8 +97,6 @@ def summary(out: Path) -> list:
     for path in sorted(out.glob("*-s*/checkpoint.pt")):
         if path.parent.name.startswith("layers-"):
             continue
-        import torch
-
         ck = torch.load(path, weights_only=False)
         hist = ck["state"]["history"]
         if not hist:
@@ -91,6 +122,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=200, help="R-STDP epochs per lead (default 200)")
     p.add_argument("--out", default="runs/leads")
     p.add_argument("--summary", action="store_true", help="print the table of what is there and exit")
+    p.add_argument("--proxy", action="store_true",
+                   help="instead of R-STDP: a linear SVM on conv3's input for each lead's conv1/conv2")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.summary:
@@ -114,6 +147,13 @@ def main(argv=None):
         p.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     if args.epochs < 1:
         p.error("--epochs: expected a positive number")
+    if args.proxy:
+        rows = []
+        for seed in seeds:
+            for lead in leads:
+                rows.append(proxy(lead, seed, out, log=lambda m: print(m, flush=True)))
+        (out / "proxy.json").write_text(json.dumps(rows, indent=1))
+        return 0
     for seed in seeds:
         for lead in leads:
             t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Layer-wise training and inference loops shared by the reproduction models.
 
 Exact mode reproduces the published one-sample-at-a-time semantics; it is made fast by
-three facts (see ``design.md`` section 6):
+these facts:
 
 - *frozen-layer caches*: while a layer learns, the layers below are frozen, so each
   sample's layer input (spike times, uint8) is computed once, batched;

@@ -36,7 +36,7 @@ class Kheradpisheh2018Config:
     """Hyper-parameters of the network and protocol; defaults are the published ones.
 
     ``rate_doubling`` says which layers use the 500-sample rate doubling: both, as the
-    protocol is layer-wise (design.md section 4). The reference script doubles conv1's
+    protocol trains layer by layer, each with the same schedule. The reference script doubles conv1's
     rates only (it never advances conv2's counter); ``rate_doubling=(True, False)``
     reproduces that (conv2 then learns at a+ = 0.004 throughout, 37x below 0.15). ``chunk`` is
     the exact STDP trainer's batch of samples (:func:`snnlab.training.train_stdp`; ``None``:
