@@ -223,7 +223,8 @@ def train_layers(net: Kheradpisheh2018, train_times: torch.Tensor, state: dict, 
 
 
 def classify(train_features, train_labels, test_features, test_labels, c: float | None = 2.4,
-             tol: float = 1e-4, grid=SVM_C_GRID, val_fraction: float = 1 / 6, patience: int | None = 2) -> dict:
+             tol: float = 1e-4, grid=SVM_C_GRID, val_fraction: float = 1 / 6, patience: int | None = 2,
+             dual: bool = True) -> dict:
     r"""Linear SVM on spike features: accuracies :math:`100\,\#\{\hat y = y\}/N`, silent samples, confusion.
 
     Args:
@@ -233,6 +234,7 @@ def classify(train_features, train_labels, test_features, test_labels, c: float 
             chooses ``C`` from ``grid`` with :func:`select_svm_c` (on the training samples
             only), then fits on all training samples.
         grid, val_fraction, patience: see :func:`snnlab.svm.select_svm_c` (used when ``c`` is None).
+        dual: the solver (:class:`snnlab.svm.LinearSVM`; ``False``: scikit-learn's primal liblinear).
 
     Returns:
         ``{"train_accuracy", "test_accuracy", "test_silent", "feature_density", "confusion",
@@ -250,8 +252,9 @@ def classify(train_features, train_labels, test_features, test_labels, c: float 
     ytr, yte = torch.as_tensor(train_labels).long(), torch.as_tensor(test_labels).long()
     validation, warm = {}, None
     if c is None:  # the fit at the chosen C (on the first samples) starts the final one
-        c, validation, warm = select_svm_c(train_features, ytr, grid, val_fraction, tol, patience, return_fit=True)
-    clf = LinearSVM(c, tol=tol).fit(train_features, ytr, warm=warm)
+        c, validation, warm = select_svm_c(train_features, ytr, grid, val_fraction, tol, patience, dual=dual,
+                                           return_fit=True)
+    clf = LinearSVM(c, tol=tol, dual=dual).fit(train_features, ytr, warm=warm)
     ptr, pte = clf.predict(train_features), clf.predict(test_features)
     confusion = confusion_matrix(yte, pte, 10)
     return {

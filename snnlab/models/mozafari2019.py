@@ -155,7 +155,17 @@ class Mozafari2019Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Mozafari2019Config":
+        """The config saved as ``d`` (e.g. in ``results.json`` or ``weights.pt``).
+
+        Runs saved before the validation hold-out existed (2026-12-04) have no
+        ``validation_samples``: they held none out, so it is 0 for them.
+
+        Example:
+            >>> Mozafari2019Config.from_dict({"train_samples": [60000, 60000, 60000]}).validation_samples
+            0
+        """
         names = {f.name for f in dataclasses.fields(cls)}
+        d = {"validation_samples": 0, **d}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
