@@ -108,7 +108,8 @@ def _role(m):
     role, text = m.group(1), m.group(2)
     if role == "math":
         return _mathml(html.unescape(text), display=False)
-    return f"<code>{text.lstrip('~').rsplit('.', 1)[-1] if text.startswith('~') else text}</code>"
+    name = text[1:].rsplit(".", 1)[-1] if text.startswith("~") else text  # Sphinx: ~ shows the last part
+    return f"<code>{name}</code>"
 
 
 def _fetches(attrs: str, body: str) -> bool:
