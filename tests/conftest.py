@@ -19,6 +19,13 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a dotted name whose parent package is missing
+        return False
+
+
 @dataclass
 class BuiltSite:
     """The output of ``mkdocs build --strict``: folder, exit status, seconds, log."""
@@ -37,7 +44,7 @@ def docs_site(tmp_path_factory) -> BuiltSite:
     like the browser tests.
     """
     missing = [m for m in ("mkdocs", "material", "mkdocs_jupyter", "mkdocstrings_handlers.python", "latex2mathml")
-               if importlib.util.find_spec(m) is None]
+               if not _installed(m)]
     if missing:
         msg = f"docs: {', '.join(missing)} not installed; {DOCS_HINT}"
         if in_ci():
