@@ -8,10 +8,17 @@ Modules (functional core + thin ``nn.Module`` wrappers):
 - :mod:`snnlab.competition` -- point-wise inhibition, k-winners-take-all, feature inhibition
 - :mod:`snnlab.learning` -- STDP, anti-STDP, R-STDP, learning-rate schedules
 - :mod:`snnlab.data` -- offline, verified MNIST and encoded caches
+- :mod:`snnlab.pretrained` -- trained networks by name (:func:`pretrained`), verified by SHA-256
 """
 import os
 
 __version__ = "0.1.0"
+
+# the function shadows its module as an attribute of the package (``snnlab.pretrained(name)``);
+# the module stays importable as ``importlib.import_module("snnlab.pretrained")``
+from .pretrained import Pretrained, pretrained  # noqa: E402  (torch is imported on first call)
+
+__all__ = ["quick_mode", "default_device", "pretrained", "Pretrained"]
 
 
 def quick_mode() -> bool:
