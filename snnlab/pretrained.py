@@ -112,8 +112,8 @@ def names(registry=None) -> list:
 
 
 def _load_snnlab(blob, entry, path, device):
-    """A network saved by :func:`snnlab.io.save_model`, its config completed with
-    ``entry["config_fill"]`` (fields the stored config predates, at the run's values)."""
+    """A network saved by :func:`snnlab.io.save_model` (its config through the config class's
+    ``from_dict``, which completes fields that older runs predate)."""
     import torch
 
     from . import models
@@ -126,7 +126,7 @@ def _load_snnlab(blob, entry, path, device):
     cfg_cls = getattr(module, str(blob.get("config_class", "")).rpartition(".")[2], None)
     if not (isinstance(net_cls, type) and issubclass(net_cls, torch.nn.Module) and hasattr(cfg_cls, "from_dict")):
         raise ValueError(f"path: {path} holds a {blob['class']}, not a network of {module.__name__}")
-    cfg = cfg_cls.from_dict({**entry.get("config_fill", {}), **blob["config"]})
+    cfg = cfg_cls.from_dict(blob["config"])
     net = net_cls(cfg)
     net.load_state_dict(blob["state_dict"])
     return net.to(device), cfg

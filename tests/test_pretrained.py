@@ -69,8 +69,8 @@ def test_kheradpisheh_gives_features():
     assert feats.shape == (2, 12150) and feats.dtype == torch.uint8
 
 
-def test_mozafari_config_filled_for_a_run_before_the_validation_hold_out():
-    """The stored config has no validation_samples: the run trained on all 60k digits."""
+def test_mozafari_run_before_the_validation_hold_out_loads():
+    """The stored config has no validation_samples: the run trained on all 60k digits (from_dict)."""
     p = snnlab.pretrained("mozafari2019_quick")
     blob = torch.load(p.path, weights_only=True)
     assert "validation_samples" not in blob["config"]
