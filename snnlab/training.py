@@ -771,10 +771,9 @@ def binary_conv_agrees(weight_shape: tuple, input_shape: tuple, padding: int = 0
     w = torch.rand(weight_shape, generator=gen) * 0.6 + 0.2
     x = _probe_binary(*input_shape)
     ref = F.conv2d(x.float(), w, padding=padding)
-    wt = w.permute(1, 2, 3, 0).contiguous().numpy()
     for block in (16, 8):
-        if all(torch.equal(torch.from_numpy(_decision_kernels.potentials(x[i].numpy(), wt, block, padding)), ref[i])
-               for i in range(len(x))):
+        if all(torch.equal(torch.from_numpy(_decision_kernels.potentials(x[i].numpy(), w.numpy(), block, padding)),
+                           ref[i]) for i in range(len(x))):
             return block
     warnings.warn("train_rstdp: the compiled recomputation does not reproduce F.conv2d's bits for a layer of shape "
                   f"{tuple(weight_shape)} on this machine; using the torch path (same results, slower)",
@@ -796,7 +795,7 @@ def _compiled_block(weight: torch.Tensor, inputs: torch.Tensor, padding: int) ->
 @torch.no_grad()
 def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor, decision_map: torch.Tensor,
                 reward_rates, punish_rates, time_steps: int, lower: float, upper: float,
-                mode: str = "exact", chunk: int = 16, progress: bool = False, desc: str = "R-STDP",
+                mode: str = "exact", chunk: int | None = None, progress: bool = False, desc: str = "R-STDP",
                 padding: int = 0, active: torch.Tensor | None = None, stabilizer: bool = False) -> torch.Tensor:
     r"""One pass of R-STDP over ``inputs`` on a decision layer (final-slice form).
 
@@ -821,7 +820,8 @@ def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
         time_steps: ``T``.
         lower, upper: weight bounds.
         mode: ``"exact"`` or ``"batched"``.
-        chunk: samples per batched convolution (at most 16 in exact mode on CPU).
+        chunk: samples per batched convolution (``None``: 32 for the compiled exact loop, 16
+            otherwise; in batched mode it is the mini-batch, so it changes the result).
         padding: zero padding of the input on each side (see :func:`decide`).
         active: ``(F,)`` bool, the features that may win (``None``: all).
         stabilizer: multiply each update by :math:`(w - l)(u - w)`.
@@ -849,6 +849,7 @@ def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
     else:
         silenced = torch.empty(0, dtype=torch.long, device=dev)
     block = _compiled_block(weight, inputs, padding) if mode == "exact" else 0
+    chunk = chunk or (32 if block else 16)
     start = 0
     if block and needs_clamp:
         # the first update clips every kernel, so the potentials after it change everywhere:
@@ -859,7 +860,6 @@ def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
                                              decisions[start:start + 1], (kh, kw), silenced, stabilizer)
             start += 1
     if block:  # CPU: chunk convolution by oneDNN, then the compiled per-sample loop (same bits)
-        chunk = min(chunk, _decision_kernels.LANES)
         x_all = inputs[start:] if inputs.dtype == torch.uint8 else (inputs[start:] != 0).to(torch.uint8)
         out_hw = (inputs.shape[-2] + 2 * padding - kh + 1, inputs.shape[-1] + 2 * padding - kw + 1)
         work = _decision_kernels.workspace(tuple(weight.shape), tuple(inputs.shape[1:]), out_hw, block)

@@ -252,8 +252,13 @@ def test_rstdp_paths_equal_the_plain_loop_with_padding(path, variant, monkeypatc
         ref[win[0, 0]] += lr * _stabilise(ref[win[0, 0]], stab, 0.2, 0.8)
         ref.clamp_(0.2, 0.8)
     assert bool((ref_dec < 0).any()) and bool((ref_dec >= 0).any())
+    recomputed = []
     if path == "compiled":
         assert training.binary_conv_agrees((30, 20, 5, 5), (20, 4, 4), 2) in (8, 16)
+        from snnlab import _decision_kernels
+
+        real = _decision_kernels.rstdp_chunk
+        monkeypatch.setattr(_decision_kernels, "rstdp_chunk", lambda *a: recomputed.append(real(*a)) or recomputed[-1])
     else:
         monkeypatch.setattr(training, "_compiled_block", lambda *a: 0)
     if path == "generic":  # the accelerator path, run on the CPU
@@ -263,6 +268,8 @@ def test_rstdp_paths_equal_the_plain_loop_with_padding(path, variant, monkeypatc
     dec = torch.cat([train_rstdp(mine, x[a:a + 25], y[a:a + 25], dmap, (0.004, -0.003), (-0.004, 0.0005), 15,
                                  0.2, 0.8, chunk=6, padding=2, active=active, stabilizer=stab) for a in (0, 25, 50)])
     assert torch.equal(dec, ref_dec) and torch.equal(mine, ref)
+    if path == "compiled":  # stale potentials were both recomputed and provably left alone
+        assert 0 < sum(recomputed) < sum(len(range(a, min(a + 6, 25))) for a in range(0, 25, 6)) * 3 * 30 * 16
     d, win = decide(mine, x, dmap, 15, padding=2)
     d_pad, win_pad = decide(mine, F.pad(x, (2, 2, 2, 2)), dmap, 15)
     assert torch.equal(d, d_pad) and torch.equal(win, win_pad)
