@@ -576,10 +576,10 @@ def main(argv=None):
         sp_s, best, by = spyker() if sp else (None, None, None)
         row.update(spyketorch_per_s=st_s, fast_vs_spyketorch=st_s and fast_s / st_s, spyker_per_s=sp_s,
                    fast_vs_spyker=sp_s and fast_s / sp_s, spyker_batch=best, spyker_per_s_by_batch=by)
-        for who, got, const in (("SpykeTorch", st_s, ref), (f"Spyker (batch {best})" if sp else "Spyker", sp_s, peer)):
+        for who, got, const in (("SpykeTorch", st_s, ref), ("Spyker", sp_s, peer)):
             v = got or const
-            line += f"   {who} {v:9.1f}/s{' ' if got else '*'} x{fast_s / v:6.1f}" if v else f"   {who} n/a"
-        print(line, flush=True)
+            line += f"   {who} " + (f"{v:9.1f}/s{' ' if got else '*'} x{fast_s / v:6.1f}" if v else f"{'n/a':>9s}{'':11s}")
+        print(line + (f"  (batch {best})" if sp else ""), flush=True)
 
     img = images[:n].to(dev)
     phase("mz encoding", lambda: plain_encode(enc, img[:m]), lambda: enc.encode_batch(img),
