@@ -23,7 +23,6 @@ __all__ = [
     "apply_stdp",
     "batch_stdp",
     "STDP",
-    "anti_stdp_rates",
     "rstdp_select",
     "rate_schedule",
     "RateDoubling",
@@ -263,17 +262,6 @@ class STDP(nn.Module):
         for i in range(wb.shape[0]):
             apply_stdp(weight.data, wb[i], lr[i], self.use_stabilizer, self.lower_bound,
                        self.upper_bound, True, self.flush_below)
-
-
-def anti_stdp_rates(learning_rate):
-    """Anti-STDP: the same rule with the signs of both rates flipped.
-
-    Example:
-        >>> anti_stdp_rates((0.004, -0.003))
-        (-0.004, 0.003)
-    """
-    a_plus, a_minus = learning_rate
-    return (-a_plus, -a_minus)
 
 
 def rstdp_select(decision: torch.Tensor, target: torch.Tensor, reward_rates: torch.Tensor,
