@@ -152,6 +152,9 @@ class FilterBank(nn.Module):
             padded.append(F.pad(k.float(), (p, p, p, p)))
         self.register_buffer("weight", torch.stack(padded).unsqueeze(1))
         self.padding = check_nonnegative_int(padding, "padding")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not math.isfinite(threshold)):
+            raise ValueError(f"threshold: expected a finite number or None, got {threshold!r}")
         self.threshold = threshold
         self.use_abs = bool(use_abs)
 
