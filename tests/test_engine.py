@@ -565,3 +565,28 @@ def test_wrong_type_raises_type_error():
         intensity_to_latency([[1.0]], 3)
     with pytest.raises(TypeError, match="threshold"):
         fire(torch.ones(2, 1, 2, 2), "10")
+
+
+def test_numba_cache_goes_to_a_temporary_folder_where_none_is_writable(monkeypatch):
+    # an unwritable HOME and package folder: numba finds no cache locator and would refuse
+    # every cache=True loop at import; snnlab points its cache at a temporary folder instead
+    import shutil
+
+    numba = pytest.importorskip("numba")
+    from numba.core import caching
+
+    from snnlab import _numba
+
+    for cls in (caching.InTreeCacheLocator, caching.UserWideCacheLocator):
+        monkeypatch.setattr(cls, "from_function", classmethod(lambda cls, func, path: None))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+
+    def twice(x):
+        return 2 * x
+
+    with pytest.raises(RuntimeError, match="no locator available"):
+        numba.njit(cache=True)(twice)
+    _numba._ensure_cache_dir()
+    assert "snnlab-numba-" in numba.config.CACHE_DIR
+    assert numba.njit(cache=True)(twice)(21) == 42
+    shutil.rmtree(numba.config.CACHE_DIR)
