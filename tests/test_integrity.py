@@ -12,9 +12,12 @@ import torch
 
 from snnlab import integrity, io
 from snnlab.analysis import read_results
+from snnlab.data import data_root
 from snnlab.integrity import FolderBusyError, FolderLock, IntegrityError
 from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
 from snnlab.runs import Run, check_fresh_start, interrupted_run, write_results
+
+needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").is_dir(), reason="MNIST not staged")
 
 
 def flip(path, at=None):
@@ -146,3 +149,122 @@ def test_folder_lock_refuses_a_second_process_and_dies_with_its_holder(tmp_path)
     with FolderLock(tmp_path), Run(tmp_path):  # no stale lock; re-entrant within a process
         pass
     assert not integrity._HELD
+
+
+# --- a small run killed (kill -9) at every phase, or with one byte flipped in each file ----------
+
+TINY_ARGV = ["reproduce", "mozafari2019", "--epochs", "1,1,2", "--train-samples", "40,40,100", "--test-samples", "100",
+             "--set", "validation_samples=100", "--set", "adaptive_block=50", "--seed", "3", "--device", "cpu",
+             "--no-progress"]
+
+DRIVER = """
+import os, signal, sys
+from snnlab import cli
+from snnlab.models import mozafari2019
+
+point, argv = sys.argv[1], sys.argv[2:]
+die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # kill -9: nothing runs after it
+if point == "encoding":
+    mozafari2019.encoded_mnist = die
+else:  # the n-th rename of the run: every state a file can be in between two renames
+    real, calls = os.replace, []
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == int(point):
+            die()
+        return real(src, dst)
+    os.replace = replace
+cli.main(argv)
+"""
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"}
+
+
+def _same_result(folder, ref):
+    """The run in ``folder`` ended exactly as the uninterrupted one in ``ref``."""
+    for name in ("weights.pt", "best_weights.pt"):
+        a, b = io.load_model(folder / name).state_dict(), io.load_model(ref / name).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    strip = lambda r: [{k: v for k, v in h.items() if k != "seconds"} for h in r["history"]]  # noqa: E731
+    got, want = read_results(folder), read_results(ref)
+    assert strip(got) == strip(want) and got["test_accuracy"] == want["test_accuracy"]
+    assert not list(folder.glob(".*.tmp"))  # the killed writer's temporaries are gone
+    for side in folder.glob("*.sha256"):
+        assert integrity.verify(folder / side.name[:-len(".sha256")])
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_kill_9_at_every_phase_then_resume_gives_the_uninterrupted_run(tmp_path, capsys, monkeypatch):
+    from snnlab import cli
+
+    ref = tmp_path / "ref"
+    real, renames = os.replace, []
+    monkeypatch.setattr(os, "replace", lambda src, dst: (renames.append(os.path.basename(dst)), real(src, dst))[1])
+    assert cli.main(TINY_ARGV + ["--out", str(ref)]) == 0
+    monkeypatch.setattr(os, "replace", real)
+    # conv1, conv2, conv3 x 2 checkpoints; weights, best weights, curves, results
+    ck = [i + 1 for i, name in enumerate(renames) if name == "checkpoint.pt"]  # 1-based rename numbers
+    assert len(ck) == 4 and renames[-2:] == ["results.json.sha256", "results.json"]
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    points = ["encoding",                        # before any file
+              ck[0],                             # conv1 trained: its checkpoint's sidecar in place, not the file
+              ck[1],                             # conv2: the sidecar lists old and new, the file is conv1's
+              ck[1] + 1,                         # conv2: the file replaced, the sidecar still lists both
+              ck[3] - 1,                         # conv3's 2nd epoch: only its temporary files written
+              renames.index("weights.pt") + 1,   # weights: the sidecar in place, not the file
+              renames.index("curves.png") + 1,   # weights written, curves not
+              len(renames)]                      # results: the sidecar (naming the checkpoint) only
+    for point in map(str, points):
+        out = tmp_path / f"killed-{point}"
+        child = subprocess.run([sys.executable, str(driver), point, *TINY_ARGV, "--out", str(out)], env=env,
+                               capture_output=True, text=True)
+        assert child.returncode == -signal.SIGKILL, (point, child.stderr[-2000:])
+        if (out / "checkpoint.pt").exists():  # never started over silently
+            with pytest.raises(SystemExit) as stop:
+                cli.main(TINY_ARGV + ["--out", str(out)])
+            assert stop.value.code == 2 and "holds an interrupted run" in capsys.readouterr().err
+        assert cli.main(TINY_ARGV + ["--out", str(out), "--resume"]) == 0, point
+        _same_result(out, ref)
+
+
+@needs_mnist
+def test_one_flipped_byte_in_any_run_file_is_refused_or_rewritten_identically(tmp_path, capsys):
+    import shutil
+
+    from snnlab import cli
+
+    ref = tmp_path / "ref"
+    assert cli.main(TINY_ARGV + ["--out", str(ref)]) == 0
+    kinds = sorted(p.name for p in ref.iterdir() if p.name != ".lock")
+    assert kinds == ["best_weights.pt", "best_weights.pt.sha256", "checkpoint.pt", "checkpoint.pt.sha256", "curves.png",
+                     "results.json", "results.json.sha256", "weights.pt", "weights.pt.sha256"]
+    # the checkpoint (or its hash): resume stops with one line, nothing is written
+    for name in ("checkpoint.pt", "checkpoint.pt.sha256"):
+        out = tmp_path / name
+        shutil.copytree(ref, out)
+        flip(out / name, at=10 if name.endswith(".sha256") else None)
+        before = _snapshot(out)
+        # without --resume too: the checkpoint no longer matches the one the results name
+        for extra in (["--resume"], []) if name == "checkpoint.pt" else (["--resume"],):
+            with pytest.raises(SystemExit) as stop:
+                cli.main(TINY_ARGV + ["--out", str(out), *extra])
+            err = capsys.readouterr().err
+            assert stop.value.code == 2 and err.count("\n") == 1, err
+            assert ("corrupted" if extra else "holds an interrupted run") in err
+            assert _snapshot(out) == before
+    # any output file (or its hash): resuming the finished run rewrites them, bit for bit
+    out = tmp_path / "outputs"
+    shutil.copytree(ref, out)
+    for name in kinds:
+        if not name.startswith("checkpoint"):
+            flip(out / name, at=10 if name.endswith(".sha256") else None)
+    with pytest.raises(IntegrityError):
+        io.load_model(out / "weights.pt")
+    assert cli.main(TINY_ARGV + ["--out", str(out), "--resume"]) == 0
+    _same_result(out, ref)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
