@@ -117,6 +117,17 @@ def test_finished_run_from_before_sidecars_is_told_by_modification_time(tmp_path
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
+def test_resume_without_a_checkpoint_says_so_in_one_line(tmp_path):
+    from snnlab.models.kheradpisheh2018 import Kheradpisheh2018
+
+    said = []
+    with Run(tmp_path, resume=True) as run:
+        state = run.restore(Kheradpisheh2018(seed=1), None, 1, {"done": [0, 0]}, log=said.append)
+    assert state == {"done": [0, 0]} and said == [f"resume: no checkpoint in {tmp_path}; starting from scratch"]
+    with pytest.raises(ValueError, match="seed: expected an int in 0..4294967295"):
+        Kheradpisheh2018(seed=2 ** 64)
+
+
 def test_leftover_temporaries_of_a_killed_writer_are_removed_under_the_lock(tmp_path):
     (tmp_path / ".checkpoint.pt.k3j2.tmp").write_bytes(b"x" * 100)
     (tmp_path / "keep.tmp").write_bytes(b"")  # not ours

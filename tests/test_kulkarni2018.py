@@ -285,6 +285,16 @@ def test_run_files_carry_a_sha256_and_a_corrupted_or_interrupted_run_is_refused(
     assert (copy / "checkpoint.pt").read_bytes() == before["checkpoint.pt"]
 
 
+def test_resume_without_a_checkpoint_says_so_and_starts_from_scratch(tiny_run, tmp_path, capsys):
+    out, res = tiny_run
+    for f in list(out.glob("hidden_*.pt*")) + list(out.glob("kernels_*.pt*")):  # the caches, with their hashes
+        shutil.copy(f, tmp_path / f.name)
+    again = reproduce(Kulkarni2018Config.quick(**TINY), tmp_path, "cpu", seed=1, resume=True, progress=False)
+    assert f"resume: no checkpoint in {tmp_path}; starting from scratch" in capsys.readouterr().out
+    strip = lambda epochs: [(e["train_acc"], e["test_acc"]) for e in epochs]  # noqa: E731
+    assert strip(again["epochs"]) == strip(res["epochs"][:2]) and again["resumed_from_epoch"] is None
+
+
 def test_lif_cnn_features_predict_the_hidden_spike_counts(mnist_small):
     # The "lif" CNN must see what the spiking hidden layer sees: its activation (the
     # analytic rate of the mean hidden current, in units of 100 Hz) times 10 is the expected

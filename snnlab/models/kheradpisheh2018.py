@@ -155,7 +155,7 @@ class Kheradpisheh2018(nn.Module):
 
     Args:
         config: :class:`Kheradpisheh2018Config`.
-        seed: seed of the initial weights.
+        seed: seed of the initial weights (0..2**32 - 1).
 
     Shape:
         - Input: spike times :math:`(B, 2, 28, 28)` uint8, as from
@@ -171,6 +171,8 @@ class Kheradpisheh2018(nn.Module):
     def __init__(self, config: Kheradpisheh2018Config | None = None, seed: int | None = None):
         super().__init__()
         self.config = cfg = config or Kheradpisheh2018Config()
+        if seed is not None:
+            field_int(seed, "seed", 0, 2 ** 32 - 1)
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         (f1, f2), (k1, k2) = cfg.features, cfg.kernels
         self.conv1 = Convolution(2, f1, k1, cfg.weight_mean, cfg.weight_std, generator=g)
