@@ -23,6 +23,12 @@ def default_device(device=None):
     """``device`` as a ``torch.device``: ``None`` or ``"auto"`` pick CUDA when available;
     otherwise ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (the devices snnlab runs and is tested on).
 
+    Args:
+        device: ``None``, ``"auto"``, a device string or a ``torch.device``.
+
+    Shape:
+        - no tensors.
+
     Raises:
         ValueError: another device type, or a CUDA device this machine does not have.
         TypeError: ``device`` is neither a str nor a ``torch.device``.

@@ -63,6 +63,12 @@ def sha256_file(path) -> str:
 def sidecar(path) -> Path:
     """The sidecar of ``path``: ``<path>.sha256``.
 
+    Args:
+        path: a file (it need not exist).
+
+    Shape:
+        - no tensors.
+
     Example:
         >>> sidecar("runs/a/weights.pt").name
         'weights.pt.sha256'

@@ -195,11 +195,17 @@ def interrupted_run(out) -> str | None:
         finished = results.stat().st_mtime_ns >= ckpt.stat().st_mtime_ns
     else:
         finished = sha256_file(ckpt) in source
-    return None if finished else "its checkpoint is newer than its results.json"
+    return None if finished else "its checkpoint is not the one its results.json was computed from"
 
 
 def discard_checkpoint(out) -> None:
     """Delete ``out/checkpoint.pt`` and its sidecar (the run then starts from scratch).
+
+    Args:
+        out: a run folder.
+
+    Shape:
+        - no tensors.
 
     Example:
         >>> import tempfile
