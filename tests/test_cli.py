@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -298,6 +297,7 @@ def _pip_pins(segment):
 def test_readme_lists_only_commands_this_test_knows():
     # every README command is either run below (snnlab) or checked against pyproject.toml and
     # .ci/run; a new kind of command fails here until it is covered
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     ci = (REPO / ".ci" / "run").read_text()
     extras = set(project["optional-dependencies"])
