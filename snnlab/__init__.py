@@ -27,17 +27,44 @@ def quick_mode() -> bool:
 
 
 def default_device(device=None):
-    """``device`` as a ``torch.device``; ``None`` or ``"auto"`` pick CUDA when available.
+    """``device`` as a ``torch.device``: ``None`` or ``"auto"`` pick CUDA when available;
+    otherwise ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (the devices snnlab runs and is tested on).
+
+    Args:
+        device: ``None``, ``"auto"``, a device string or a ``torch.device``.
+
+    Shape:
+        - no tensors.
+
+    Raises:
+        ValueError: another device type, or a CUDA device this machine does not have.
+        TypeError: ``device`` is neither a str nor a ``torch.device``.
 
     Example:
         >>> default_device("cpu")
         device(type='cpu')
+        >>> default_device("mps")
+        Traceback (most recent call last):
+        ...
+        ValueError: device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'mps'
     """
     import torch
 
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {device!r} was requested but CUDA is not available on this machine")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device: expected a str or torch.device, got {type(device).__name__}")
+    expected = f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {str(device)!r}"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:  # torch's message for an unknown string is a page long
+        raise ValueError(expected) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(expected)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device: {str(device)!r} was requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device: {str(device)!r} was requested but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
     return dev

@@ -456,6 +456,7 @@ def read_results(folder):
         folder: a run folder (e.g. ``results/kheradpisheh2018_quick``).
 
     Raises:
+        snnlab.integrity.IntegrityError: the file does not match the SHA-256 recorded beside it.
         ValueError: the file exists but is not a JSON object.
 
     Example:
@@ -466,9 +467,15 @@ def read_results(folder):
     import json
     from pathlib import Path
 
+    from .integrity import IntegrityError, verify
+
     path = Path(folder) / "results.json"
     if not path.is_file():
         return None
+    try:
+        verify(path)
+    except IntegrityError as err:
+        raise IntegrityError(f"folder: {err}") from None
     try:
         out = json.loads(path.read_text())
     except (OSError, ValueError) as err:

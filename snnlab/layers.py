@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import as_batch, check_kernel_fits, check_positive_int, check_tensor
+from ._checks import as_batch, check_finite, check_kernel_fits, check_positive_int, check_tensor, field_number
 
 __all__ = [
     "conv_potentials",
@@ -36,8 +36,12 @@ def conv_potentials(wave: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     r"""Cumulative potentials of IF neurons: :math:`V[t] = W \star S[t]` (valid, stride 1, no bias).
 
     Args:
-        wave: input spike-wave (float).
+        wave: input spike-wave: 0/1 values (float, uint8 or bool).
         weight: kernels.
+
+    Raises:
+        ValueError: ``wave`` holds values other than 0 and 1 (NaN, negative, graded), or
+            ``weight`` non-finite ones.
 
     Shape:
         - wave: :math:`(B, T, C_{in}, H, W)` or :math:`(T, C_{in}, H, W)`
@@ -56,6 +60,9 @@ def conv_potentials(wave: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
             f"(weight shape {tuple(weight.shape)})"
         )
     check_kernel_fits(weight.shape[-2:], wb.shape[-2:], "weight")
+    if wb.dtype != torch.bool and not bool(((wb == 0) | (wb == 1)).all()):
+        raise ValueError("wave: expected a spike-wave of 0/1 values (no NaN, negative or graded values)")
+    check_finite(weight, "weight")
     b, t = wb.shape[:2]
     x = wb.reshape(b * t, *wb.shape[2:])
     if x.dtype != weight.dtype:
@@ -215,9 +222,9 @@ class Convolution(nn.Module):
         self.reset_weight(weight_mean, weight_std, generator)
 
     def reset_weight(self, weight_mean: float = 0.8, weight_std: float = 0.02, generator=None) -> None:
-        """Redraw the weights from :math:`\\mathcal N(\\mu, \\sigma^2)`."""
-        if not weight_std >= 0:
-            raise ValueError(f"weight_std: expected a non-negative number, got {weight_std!r}")
+        """Redraw the weights from :math:`\\mathcal N(\\mu, \\sigma^2)` (``mu`` finite, ``sigma`` finite and ``>= 0``)."""
+        field_number(weight_mean, "weight_mean")
+        field_number(weight_std, "weight_std", 0)
         with torch.no_grad():
             self.weight.normal_(weight_mean, weight_std, generator=generator)
 

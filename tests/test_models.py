@@ -389,6 +389,31 @@ def test_config_validation_names_the_field():
             Mozafari2019Config(conv2_output_threshold=bad)
 
 
+@pytest.mark.parametrize("cls, field, value, message", [
+    (Mozafari2019Config, "kernels", [5, 3, 50], "conv3's kernel may be at most 7 wide"),
+    (Mozafari2019Config, "kernels", [40, 3, 5], "do not fit 28x28 digits"),
+    (Mozafari2019Config, "adaptive_block", 0, "adaptive_block: expected an int >= 1, got 0"),
+    (Mozafari2019Config, "features", None, "features: expected a list of 3 values, got None"),
+    (Mozafari2019Config, "test_samples", "100", "test_samples: expected an int in 1..10000, got '100'"),
+    (Mozafari2019Config, "thresholds", [15, float("nan")], "thresholds[1]: expected a finite number >= 0"),
+    (Mozafari2019Config, "rstdp_bounds", [0.8, 0.2], "lower < upper"),
+    (Mozafari2019Config, "weight_std", float("inf"), "weight_std"),
+    (Mozafari2019Config, "time_steps", 256, "time_steps: expected an int in 1..255"),
+    (Mozafari2019Config, "chunk", 0, "chunk"),
+    (Mozafari2019Config, "name", 3, "name"),
+    (Kheradpisheh2018Config, "kernels", [5, 18], "conv2's kernel may be at most 17 wide"),
+    (Kheradpisheh2018Config, "svm_val_fraction", "0.2", "svm_val_fraction"),
+    (Kheradpisheh2018Config, "rate_doubling", [1, 0], "rate_doubling[0]: expected true or false"),
+    (Kheradpisheh2018Config, "radius", [2, -1], "radius[1]: expected an int >= 0"),
+    (Kheradpisheh2018Config, "svm_train_samples", None, "svm_train_samples"),
+])
+def test_every_config_field_is_checked_in_the_config(cls, field, value, message):
+    # bad values fail when the config is made (one ValueError naming the field), never
+    # later inside training; the command line's --set gets the same message
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        cls(**{field: value})
+
+
 def test_model_save_load_and_text_tensor_roundtrip(tmp_path):
     net = Mozafari2019(Mozafari2019Config.quick(), seed=4)
     io.save_model(net, tmp_path / "net.pt")

@@ -94,42 +94,68 @@ class Mozafari2019Config:
     name: str = field(default="full", compare=False)
 
     def __post_init__(self):
-        for f in ("features", "kernels", "thresholds", "k", "radius", "stdp_rates", "reward_rates",
-                  "punish_rates", "rstdp_bounds", "epochs", "train_samples"):
-            setattr(self, f, tuple(getattr(self, f)))
-        if len(self.epochs) != 3 or any((not isinstance(e, int)) or e < 0 for e in self.epochs):
-            raise ValueError(f"epochs: expected 3 non-negative ints (conv1, conv2, conv3), got {self.epochs}")
-        if isinstance(self.validation_samples, bool) or not isinstance(self.validation_samples, int) \
-                or not 0 <= self.validation_samples < 60000:
-            raise ValueError(f"validation_samples: expected an int in 0..59999, got {self.validation_samples!r}")
-        pool = 60000 - self.validation_samples
-        if len(self.train_samples) != 3 or any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= pool
-                                               for n in self.train_samples):
-            raise ValueError(f"train_samples: expected 3 ints in 1..{pool} (60000 minus validation_samples="
-                             f"{self.validation_samples}), got {self.train_samples}")
+        # every field's type and range, so that bad values fail here, before any work
+        from functools import partial
+
+        from .._checks import field_bool, field_choice, field_int, field_number, field_values
+
+        field_int(self.time_steps, "time_steps", 1, 255)
+        self.features = field_values(self.features, "features", 3, partial(field_int, lo=1))
+        if self.features[2] % 10:
+            raise ValueError(f"features: conv3 needs a multiple of 10 features (one group per class), got {self.features[2]}")
+        self.kernels = field_values(self.kernels, "kernels", 3, partial(field_int, lo=1))
+        self.thresholds = field_values(self.thresholds, "thresholds", 2, partial(field_number, lo=0))
+        t2 = self.conv2_output_threshold
+        if t2 is not None and (isinstance(t2, bool) or not isinstance(t2, (int, float)) or not 0 < t2 < float("inf")):
+            raise ValueError(f"conv2_output_threshold: expected None or a positive number, got {t2!r}")
+        self.k = field_values(self.k, "k", 2, partial(field_int, lo=1))
+        self.radius = field_values(self.radius, "radius", 2, partial(field_int, lo=0))
+        for name in ("stdp_rates", "reward_rates", "punish_rates", "rstdp_bounds"):
+            setattr(self, name, field_values(getattr(self, name), name, 2, field_number))
+        if not self.rstdp_bounds[0] < self.rstdp_bounds[1]:
+            raise ValueError(f"rstdp_bounds: expected (lower, upper) with lower < upper, got {self.rstdp_bounds}")
+        field_number(self.max_a_plus, "max_a_plus", 0, above=True)
+        field_int(self.doubling_every, "doubling_every", 1)
+        field_number(self.doubling_ratio, "doubling_ratio")
+        field_int(self.adaptive_block, "adaptive_block", 1)
         for name in ("adaptive_min", "adaptive_scale"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
-                raise ValueError(f"{name}: expected a non-negative number, got {v!r}")
+            field_number(getattr(self, name), name, 0)
         d = self.rstdp_dropout
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
             raise ValueError(f"rstdp_dropout: expected a probability in [0, 1), got {d!r}")
         for name in ("rstdp_stabilizer", "shuffle"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
-        if self.stdp_mode not in ("exact", "batched"):
-            raise ValueError(f"stdp_mode: expected 'exact' or 'batched', got {self.stdp_mode!r}")
-        if isinstance(self.stdp_batch, bool) or not isinstance(self.stdp_batch, int) or self.stdp_batch < 1:
-            raise ValueError(f"stdp_batch: expected a positive int, got {self.stdp_batch!r}")
-        if not 1 <= self.test_samples <= 10000:
-            raise ValueError(f"test_samples: expected 1..10000, got {self.test_samples}")
-        if self.features[2] % 10:
-            raise ValueError(f"features: conv3 needs a multiple of 10 features (one group per class), got {self.features[2]}")
-        t2 = self.conv2_output_threshold
-        if t2 is not None and (isinstance(t2, bool) or not isinstance(t2, (int, float)) or not t2 > 0):
-            raise ValueError(f"conv2_output_threshold: expected None or a positive number, got {t2!r}")
-        if self.rstdp_mode not in ("exact", "batched"):
-            raise ValueError(f"rstdp_mode: expected 'exact' or 'batched', got {self.rstdp_mode!r}")
+            field_bool(getattr(self, name), name)
+        field_number(self.weight_mean, "weight_mean")
+        field_number(self.weight_std, "weight_std", 0)
+        if not isinstance(self.epochs, (list, tuple)) or len(self.epochs) != 3 \
+                or any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in self.epochs):
+            raise ValueError(f"epochs: expected 3 non-negative ints (conv1, conv2, conv3), got {self.epochs}")
+        self.epochs = tuple(self.epochs)
+        field_int(self.validation_samples, "validation_samples", 0, 59999)
+        pool = 60000 - self.validation_samples
+        if not isinstance(self.train_samples, (list, tuple)) or len(self.train_samples) != 3 \
+                or any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= pool for n in self.train_samples):
+            raise ValueError(f"train_samples: expected 3 ints in 1..{pool} (60000 minus validation_samples="
+                             f"{self.validation_samples}), got {self.train_samples}")
+        self.train_samples = tuple(self.train_samples)
+        field_int(self.test_samples, "test_samples", 1, 10000)
+        field_choice(self.rstdp_mode, "rstdp_mode", ("exact", "batched"))
+        field_choice(self.stdp_mode, "stdp_mode", ("exact", "batched"))
+        if self.chunk is not None:
+            field_int(self.chunk, "chunk", 1)
+        field_int(self.stdp_batch, "stdp_batch", 1)
+        if not isinstance(self.name, str):
+            raise ValueError(f"name: expected a text, got {self.name!r}")
+        # the layers' sizes on 28x28 digits: conv1 on 32 (padded by 2), pool 2, pad 1, conv2,
+        # pool 3; conv3 pads by kernels[2] // 2, so a kernel wider than 2 * side - 1 has taps
+        # that never see an input
+        k1, k2, k3 = self.kernels
+        side1 = (33 - k1) // 2
+        side2 = (side1 + 3 - k2) // 3
+        if side1 < 1 or side2 < 1 or k3 > 2 * side2 - 1:
+            raise ValueError(f"kernels: {list(self.kernels)} do not fit 28x28 digits (conv1's pooled map would be "
+                             f"{max(side1, 0)}x{max(side1, 0)} and conv3's input {max(side2, 0)}x{max(side2, 0)}; "
+                             f"conv3's kernel may be at most {max(2 * side2 - 1, 0)} wide); the published ones are [5, 3, 5]")
 
     @property
     def frozen_conv2_threshold(self) -> float:
