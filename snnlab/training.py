@@ -22,8 +22,6 @@ these facts:
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 
@@ -51,7 +49,6 @@ __all__ = [
     "stdp_epochs",
     "decide",
     "train_rstdp",
-    "atomic_save",
     "chunks",
 ]
 
@@ -989,19 +986,3 @@ def _receptive(x, win, ks):
     kh, kw = ks
     corners = win[:, 1:].clamp_min(0).tolist()
     return torch.stack([x[i, :, y:y + kh, c:c + kw] for i, (y, c) in enumerate(corners)])
-
-
-def atomic_save(obj, path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never a partial file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
