@@ -50,7 +50,8 @@ from snnlab.layers import conv_potentials, fire
 from snnlab.learning import apply_stdp, spike_times_of, stdp_pairing, stdp_rates_for_winners
 from snnlab.models.mozafari2019 import Mozafari2019
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018
-from snnlab.training import StdpLayer, decide, layer_times, pool_times, train_rstdp, train_stdp
+from snnlab.layers import layer_times, pool_times
+from snnlab.training import StdpLayer, decide, train_rstdp, train_stdp
 
 # samples/s of the reference library (SpykeTorch, trained weights) and of a batched C++ peer
 # (Spyker 0.1, best batch size) on these 2-core machines, from design.md section 6; with

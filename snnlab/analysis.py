@@ -183,7 +183,8 @@ def kheradpisheh_features(net, times, batch_size: int = 512) -> dict:
         >>> f["layer1"].shape, f["layer2"].shape
         (torch.Size([2, 7200]), torch.Size([2, 12150]))
     """
-    from .training import block_pool, chunks, last_slice
+    from ._batching import chunks
+    from .layers import block_pool, last_slice
 
     check_tensor(times, "times", 4)
     check_positive_int(batch_size, "batch_size")
@@ -246,7 +247,7 @@ def run_kheradpisheh(config=None, seed: int = 1, device="cpu", root=None, images
     from .models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config, train_layers
     from .models.kheradpisheh2018 import classify as svm_scores
     from .runs import PhaseTimer
-    from .training import chunks
+    from ._batching import chunks
 
     cfg = Kheradpisheh2018Config.quick() if config is None else config
     if not isinstance(cfg, Kheradpisheh2018Config):

@@ -11,7 +11,7 @@ import torch
 
 from ._checks import as_batch, check_finite, check_nonnegative_int, check_positive_int
 
-__all__ = ["pointwise_inhibition", "k_winners", "winner_keys", "pick_winners", "feature_inhibition"]
+__all__ = ["pointwise_inhibition", "k_winners", "winner_keys", "pick_winners", "feature_inhibition", "inhibit_times"]
 
 
 def pointwise_inhibition(thresholded: torch.Tensor) -> torch.Tensor:
@@ -188,3 +188,20 @@ def feature_inhibition(potentials: torch.Tensor, features) -> torch.Tensor:
     mask = mask.view(-1, 1, c, 1, 1) if mask.dim() == 2 else mask.view(1, 1, c, 1, 1)
     out = vb.masked_fill(mask, 0)
     return out[0] if single else out
+
+
+def inhibit_times(times: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """Point-wise inhibition of a spike-wave given as times: per location only the earliest
+    feature keeps its spike (the lowest index among simultaneous ones).
+
+    Shape:
+        - Input/Output: :math:`(B, C, H, W)`.
+
+    Example:
+        >>> t = torch.tensor([[[[4]], [[2]], [[2]]]], dtype=torch.uint8)
+        >>> inhibit_times(t, 15).flatten().tolist()
+        [15, 2, 15]
+    """
+    first = times.argmin(1, keepdim=True)
+    keep = torch.zeros_like(times, dtype=torch.bool).scatter_(1, first, True)
+    return times.masked_fill(~keep, time_steps)

@@ -14,7 +14,7 @@ from snnlab import analysis as an
 from snnlab import viz
 from snnlab.data import data_root
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config
-from snnlab.training import layer_times, pool_times
+from snnlab.layers import layer_times, pool_times
 
 HAVE_MNIST = (data_root() / "MNIST" / "raw").is_dir()
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST not staged in data/MNIST/raw")

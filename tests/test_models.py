@@ -16,7 +16,9 @@ from snnlab.learning import apply_stdp, batch_stdp, rate_schedule, spike_times_o
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config
 from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
 from snnlab.training import _compete_batch, _train_stdp_batched
-from snnlab.training import StdpLayer, block_pool, compete, decide, inhibit_times, layer_times, pool_times, train_rstdp, train_stdp
+from snnlab.competition import inhibit_times
+from snnlab.layers import block_pool, layer_times, pool_times
+from snnlab.training import StdpLayer, compete, decide, train_rstdp, train_stdp
 
 HAVE_MNIST = (data_root() / "MNIST" / "raw").is_dir()
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST not staged in data/MNIST/raw")
@@ -687,7 +689,7 @@ def test_linear_svm_rejects_bad_input():
 
 
 def test_batched_map_splits_batches_that_do_not_fit():
-    from snnlab.training import batched_map
+    from snnlab._batching import batched_map
 
     calls = []
 

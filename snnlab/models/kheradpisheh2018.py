@@ -25,7 +25,10 @@ from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
 from ..runs import PhaseTimer, Run
 from ..svm import SVM_C_GRID, LinearSVM, select_svm_c
-from ..training import StdpLayer, batch_for, batched_map, block_pool, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
+from .._batching import batch_for, batched_map
+from ..competition import inhibit_times
+from ..layers import block_pool, last_slice, layer_times, pad_times, pool_times
+from ..training import StdpLayer, stdp_epochs
 
 __all__ = ["Kheradpisheh2018Config", "Kheradpisheh2018", "LinearSVM", "fit_svm", "train_layers", "classify",
            "select_svm_c", "SVM_C_GRID", "reproduce", "PAPER_ACCURACY"]

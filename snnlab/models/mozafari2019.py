@@ -22,7 +22,9 @@ from ..data import encoded_mnist
 from ..layers import Convolution, conv_potentials, fire, pad, pooling
 from ..learning import adaptive_rstdp_rates
 from ..runs import PhaseTimer, Run
-from ..training import StdpLayer, batch_for, batched_map, block_pool, chunks, decide, last_slice, layer_times, pad_times, pool_times, stdp_epochs, train_rstdp
+from .._batching import batch_for, batched_map, chunks
+from ..layers import block_pool, last_slice, layer_times, pad_times, pool_times
+from ..training import StdpLayer, decide, stdp_epochs, train_rstdp
 
 __all__ = ["Mozafari2019Config", "Mozafari2019", "reproduce", "PAPER_ACCURACY", "REFERENCE_ACCURACY"]
 
