@@ -50,7 +50,7 @@ from snnlab.layers import conv_potentials, fire
 from snnlab.learning import apply_stdp, spike_times_of, stdp_pairing, stdp_rates_for_winners
 from snnlab.models.mozafari2019 import Mozafari2019
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018
-from snnlab.layers import layer_times, pool_times
+from snnlab.layers import layer_times, pad_times, pool_times
 from snnlab.training import StdpLayer, decide, train_rstdp, train_stdp
 
 # samples/s of the reference library (SpykeTorch, trained weights) and of a batched C++ peer
@@ -215,7 +215,7 @@ class SpykeTorchPeer:
             ins[1].append(sf.pad(sf.pooling(spk, 2, 2), (1, 1, 1, 1)))
             spk, _ = sf.fire(c2(ins[1][-1]), cfg.frozen_conv2_threshold, True)
             ins[2].append(sf.pad(sf.pooling(spk, 3, 3), (2, 2, 2, 2)))
-        p = net.conv3_padding
+        p = net.conv3.padding
         same = (torch.equal(wave_to_times(torch.stack(ins[0])).cpu(), x1[:self.m].cpu())
                 and torch.equal(wave_to_times(torch.stack(ins[1])).cpu(), x2[:self.m].cpu())
                 and torch.equal(torch.stack(ins[2])[:, -1, :, p:-p, p:-p].cpu(), x3[:self.m].float().cpu()))
@@ -291,7 +291,7 @@ class SpykeTorchPeer:
         """forward() in evaluation mode from the encoded spike-wave: decision of the winner."""
         sf, cfg = self.sf, net.config
         c1, c2, c3 = self._conv(net.conv1.weight), self._conv(net.conv2.weight), self._conv(net.conv3.weight)
-        th1, th2, p3 = cfg.thresholds[0], cfg.frozen_conv2_threshold, net.conv3_padding
+        th1, th2, p3 = cfg.thresholds[0], cfg.frozen_conv2_threshold, net.conv3.padding
         dmap, waves = net.decision_map.tolist(), self._waves(times)
 
         def run():
@@ -474,7 +474,7 @@ class SpykerPeer:
         sp, cfg = self.sp, net.config
         wave = self._wave(times)
         c1, c2 = self._conv(net.conv1.weight, 2), self._conv(net.conv2.weight, 1)
-        c3 = self._conv(net.conv3.weight, net.conv3_padding)
+        c3 = self._conv(net.conv3.weight, net.conv3.padding)
         th1, th2, dmap = cfg.thresholds[0], cfg.frozen_conv2_threshold, net.decision_map.tolist()
 
         def run(b):
@@ -585,8 +585,9 @@ def main(argv=None):
     img = images[:n].to(dev)
     phase("mz encoding", lambda: plain_encode(enc, img[:m]), lambda: enc.encode_batch(img),
           lambda: st.encoding("mz encoding", enc, images, times), lambda: sp.encoding("mz encoding", enc, images, times))
-    x1 = net.conv1_input(times)
-    x2 = net.conv2_input(times)
+    # the layers' inputs as the STDP engine sees them: padded spike times
+    x1 = pad_times(times, net.conv1.padding, t)
+    x2 = pad_times(net.conv2_input(times), net.conv2.padding, t)
     x3 = net.conv3_input(times)
     # SpykeTorch's own frozen layers make its layer inputs (checked equal to x1, x2, x3)
     st_in = st.mz_inputs(net, times, x1, x2, x3) if st else None
@@ -608,18 +609,18 @@ def main(argv=None):
 
     def st_rstdp():
         w = w3.clone()
-        d = train_rstdp(w, x3[:m], y[:m], net.decision_map, reward, punish, t, *bounds, padding=net.conv3_padding)
+        d = train_rstdp(w, x3[:m], y[:m], net.decision_map, reward, punish, t, *bounds, padding=net.conv3.padding)
         return st.rstdp("mz layer3 R-STDP", st_in[2], w3, y, net.decision_map, reward, punish, bounds, w, d)
 
     def sp_rstdp():
         # Spyker's conv3 input as spike times (snnlab's x3 is its last slice only)
         x3_times = pool_times(layer_times(x2, w2, cfg.frozen_conv2_threshold, t), 3, 3)
-        return sp.rstdp("mz layer3 R-STDP", x3_times, net.conv3_padding, w3, y, net.decision_map, reward, punish,
+        return sp.rstdp("mz layer3 R-STDP", x3_times, net.conv3.padding, w3, y, net.decision_map, reward, punish,
                         bounds, x3)
 
-    phase("mz layer3 R-STDP", lambda: plain_rstdp(w3.clone(), x3[:m], y, net.decision_map, t, net.conv3_padding),
+    phase("mz layer3 R-STDP", lambda: plain_rstdp(w3.clone(), x3[:m], y, net.decision_map, t, net.conv3.padding),
           lambda: train_rstdp(w3.clone(), x3, y, net.decision_map, reward, punish, t, *bounds,
-                              padding=net.conv3_padding), st_rstdp, sp_rstdp)
+                              padding=net.conv3.padding), st_rstdp, sp_rstdp)
     phase("mz evaluation", lambda: [net.forward_full(times[i:i + 1]) for i in range(m)], lambda: net(times),
           lambda: st.mz_evaluation("mz evaluation", net, times, net(times[:m])),
           lambda: sp.mz_evaluation("mz evaluation", net, times, net(times)))
@@ -631,8 +632,8 @@ def main(argv=None):
     phase("kh encoding", lambda: plain_encode(kenc, img[:m]), lambda: kenc.encode_batch(img),
           lambda: st.encoding("kh encoding", kenc, images, ktimes),
           lambda: sp.encoding("kh encoding", kenc, images, ktimes))
-    kx1 = kh.conv1_input(ktimes)
-    kx2 = kh.conv2_input(ktimes)
+    kx1 = pad_times(ktimes, kh.conv1.padding, t)
+    kx2 = pad_times(kh.conv2_input(ktimes), kh.conv2.padding, t)
     st_kin = st.kh_inputs(kh, ktimes, kx1, kx2) if st else None
     k1 = StdpLayer(kh.config.thresholds[0], kh.config.k[0], kh.config.radius[0])
     kw1 = kh.conv1.weight.data
@@ -661,7 +662,7 @@ def main(argv=None):
         sec = timed(lambda: train_stdp(w.clone(), x, spec, rates, t, mode="batched", batch=16), args.repeats)
         batched[name] = n / sec
     sec = timed(lambda: train_rstdp(w3.clone(), x3, y, net.decision_map, reward, punish, t, *bounds,
-                                    mode="batched", padding=net.conv3_padding), args.repeats)
+                                    mode="batched", padding=net.conv3.padding), args.repeats)
     batched["mz layer3 R-STDP"] = n / sec
     batched = {k: {"batched_per_s": v, "vs_exact_fast": v / results[k]["fast_per_s"]} for k, v in batched.items()}
     for k, v in batched.items():

@@ -184,7 +184,7 @@ def kheradpisheh_features(net, times, batch_size: int = 512) -> dict:
         (torch.Size([2, 7200]), torch.Size([2, 12150]))
     """
     from ._batching import chunks
-    from .layers import block_pool, last_slice
+    from .layers import block_pool, last_slice, pad_times
 
     check_tensor(times, "times", 4)
     check_positive_int(batch_size, "batch_size")
@@ -192,7 +192,7 @@ def kheradpisheh_features(net, times, batch_size: int = 512) -> dict:
     dev = net.conv1.weight.device
     l1, l2 = [], []
     for a, b in chunks(len(times), batch_size):
-        x = last_slice(net.conv1_input(times[a:b].to(dev)), cfg.time_steps)
+        x = last_slice(pad_times(times[a:b].to(dev), net.conv1.padding, cfg.time_steps), cfg.time_steps)
         x = block_pool(F.conv2d(x, net.conv1.weight) > cfg.thresholds[0], 2, 1)
         l1.append(x.flatten(1).to(torch.uint8).cpu())
         x = F.conv2d(F.pad(x, (1, 1, 1, 1)).float(), net.conv2.weight) > cfg.thresholds[1]

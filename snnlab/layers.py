@@ -434,13 +434,18 @@ class SpikingConv(Convolution):
         return layer_times(pad_times(input_times, self.padding, self.time_steps), self.weight, self.threshold,
                            self.time_steps, batch_size, progress, desc=f"{type(self).__name__} {self.extra_repr()}")
 
-    def final(self, fired: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
+    def final(self, fired: torch.Tensor, threshold: float | None = None, size: tuple | None = None) -> torch.Tensor:
         """Which neurons fire at all, from which inputs fire at all (``threshold``: another
-        threshold than the layer's, e.g. a frozen layer read at a higher one)."""
+        threshold than the layer's, e.g. a frozen layer read at a higher one; ``size``: only the
+        top-left ``(h, w)`` outputs, e.g. those a following pooling reads; a crop gives the
+        same bits as the whole map)."""
         theta = self.threshold if threshold is None else float(threshold)
         x = fired.to(self.weight.dtype)
-        v = F.conv2d(F.pad(x, (self.padding,) * 4) if self.padding else x, self.weight)
-        return v > (0.0 if theta is None else theta)
+        x = F.pad(x, (self.padding,) * 4) if self.padding else x
+        if size is not None:
+            kh, kw = self.kernel_size
+            x = x[..., :size[0] + kh - 1, :size[1] + kw - 1]
+        return F.conv2d(x, self.weight) > (0.0 if theta is None else theta)
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, threshold={self.threshold}, k={self.k}, radius={self.radius}, "

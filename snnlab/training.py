@@ -33,13 +33,12 @@ from . import _decision_kernels, _stdp_kernels
 from ._batching import _progress, batch_for, batched_map, chunks
 from .coding import times_to_wave
 from .competition import pick_winners
-from .learning import _receptive_fields, _stabilise, apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_rates_for_winners
+from .learning import _receptive_fields, _stabilise, apply_stdp, batch_stdp, stdp_pairing, stdp_rates_for_winners
 
 __all__ = [
     "StdpLayer",
     "train_stdp",
     "compete",
-    "stdp_epochs",
     "decide",
     "train_rstdp",
     "binary_conv_agrees",
@@ -416,34 +415,6 @@ def _k_winners_of(idx, tf, vf, spec, t, nf, h, w):
 
 def _in_bounds(weight, lower, upper):
     return bool(((weight >= lower) & (weight <= upper)).all())
-
-
-def stdp_epochs(weight: torch.Tensor, inputs: torch.Tensor, spec: StdpLayer, cfg, layer: int, state: dict,
-                save, progress: bool = False, log=print, doubling: bool = True, name: str = "conv") -> None:
-    """Train one STDP layer for its remaining epochs, checkpointing after each.
-
-    ``cfg`` supplies ``epochs[layer]``, ``stdp_rates``, ``doubling_every``, ``max_a_plus``,
-    ``doubling_ratio``, ``time_steps``, ``chunk``, ``stdp_mode`` and ``stdp_batch``; ``state`` holds ``done[layer]`` (epochs
-    finished), ``sched[layer]`` (the rate-doubling state) and ``stdp_history``, and is updated.
-    """
-    n = len(inputs)
-    every = cfg.doubling_every if doubling else n * cfg.epochs[layer] + 1
-    for ep in range(state["done"][layer], cfg.epochs[layer]):
-        sched = state["sched"][layer] or {"a_plus": cfg.stdp_rates[0], "a_minus": cfg.stdp_rates[1], "counter": 0}
-        rates, counter = rate_schedule(n, sched["a_plus"], every, cfg.max_a_plus, cfg.doubling_ratio,
-                                       sched["counter"], sched["a_minus"])
-        out = train_stdp(weight, inputs, spec, rates, cfg.time_steps, cfg.chunk, progress,
-                         desc=f"{name} epoch {ep + 1}/{cfg.epochs[layer]}", mode=cfg.stdp_mode,
-                         batch=cfg.stdp_batch)
-        state["sched"][layer] = {"a_plus": float(rates[-1, 0]), "a_minus": float(rates[-1, 1]), "counter": counter}
-        state["done"][layer] = ep + 1
-        won = (out["winners"][:, :, 0] >= 0).sum(1).float().mean().item()
-        convergence = float((weight * (1 - weight)).mean())
-        state.setdefault("stdp_history", []).append({"layer": name, "epoch": ep + 1, "winners_per_sample": won,
-                                 "mean_w_1_minus_w": convergence, "a_plus": float(rates[-1, 0])})
-        log(f"{name} epoch {ep + 1}/{cfg.epochs[layer]}: {won:.2f} winners/sample, "
-            f"a+ = {float(rates[-1, 0]):.4f}, convergence mean w(1-w) = {convergence:.4f}")
-        save()
 
 
 def _decision_keys(pot: torch.Tensor, time_steps: int) -> torch.Tensor:

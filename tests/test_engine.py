@@ -6,8 +6,9 @@ import torch
 from snnlab.coding import Encoder, intensity_to_latency, times_to_wave, wave_to_times
 from snnlab.competition import feature_inhibition, k_winners, pointwise_inhibition
 from snnlab.layers import Convolution, conv_potentials, fire, pad, pooling, threshold
+from snnlab.learners import STDP
 from snnlab.learning import (
-    STDP, RateDoubling, adaptive_rstdp_rates, apply_stdp, batch_stdp, rate_schedule,
+    RateDoubling, adaptive_rstdp_rates, apply_stdp, batch_stdp, rate_schedule,
     rstdp_select, spike_times_of, stdp_pairing, stdp_rates_for_winners,
 )
 from snnlab.retina import (

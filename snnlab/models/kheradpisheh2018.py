@@ -15,20 +15,19 @@ from functools import partial
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .. import default_device
+from .._batching import batch_for, batched_map
 from .._checks import field_bool, field_choice, field_int, field_number, field_values
 from ..analysis import confusion_matrix
 from ..coding import Encoder, times_to_wave
+from ..competition import inhibit_times
 from ..data import encoded_mnist
-from ..layers import Convolution, conv_potentials, fire, pad, pooling
+from ..layers import SpikingConv, block_pool, fire, pool_times, pooling
+from ..learners import STDP
 from ..runs import PhaseTimer, Run
 from ..svm import SVM_C_GRID, LinearSVM, select_svm_c
-from .._batching import batch_for, batched_map
-from ..competition import inhibit_times
-from ..layers import block_pool, last_slice, layer_times, pad_times, pool_times
-from ..training import StdpLayer, stdp_epochs
+from ._protocol import stdp_stage
 
 __all__ = ["Kheradpisheh2018Config", "Kheradpisheh2018", "LinearSVM", "fit_svm", "train_layers", "classify",
            "select_svm_c", "SVM_C_GRID", "reproduce", "PAPER_ACCURACY"]
@@ -178,20 +177,16 @@ class Kheradpisheh2018(nn.Module):
             field_int(seed, "seed", 0, 2 ** 32 - 1)
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         (f1, f2), (k1, k2) = cfg.features, cfg.kernels
-        self.conv1 = Convolution(2, f1, k1, cfg.weight_mean, cfg.weight_std, generator=g)
-        self.conv2 = Convolution(f1, f2, k2, cfg.weight_mean, cfg.weight_std, generator=g)
-
-    def conv1_input(self, times: torch.Tensor) -> torch.Tensor:
-        """Padded input spike times of conv1, ``(B, 2, 32, 32)`` uint8."""
-        return pad_times(times, 2, self.config.time_steps)
+        t, init = cfg.time_steps, dict(weight_mean=cfg.weight_mean, weight_std=cfg.weight_std, generator=g)
+        # the reference pads conv1's input by 2 and conv2's (after pooling) by 1
+        self.conv1 = SpikingConv(2, f1, k1, cfg.thresholds[0], cfg.k[0], cfg.radius[0], padding=2, time_steps=t, **init)
+        self.conv2 = SpikingConv(f1, f2, k2, cfg.thresholds[1], cfg.k[1], cfg.radius[1], padding=1, time_steps=t, **init)
 
     def conv2_input(self, times: torch.Tensor, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-        """Training input of conv2: pooled conv1 spikes, padded, with point-wise inhibition,
-        as spike times ``(B, 32, 17, 17)`` uint8."""
-        t = self.config.time_steps
-        out = layer_times(self.conv1_input(times), self.conv1.weight, self.config.thresholds[0], t,
-                          batch_size, progress, desc="conv1 -> conv2 input")
-        return inhibit_times(pad_times(pool_times(out, 2, 2, 1), 1, t), t)
+        """Training input of conv2: pooled conv1 spikes with point-wise inhibition, as spike
+        times ``(B, 32, 15, 15)`` uint8, before conv2's padding."""
+        out = pool_times(self.conv1.times(times, batch_size, progress), 2, 2, 1)
+        return inhibit_times(out, self.config.time_steps)
 
     @torch.no_grad()
     def forward(self, times: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
@@ -200,10 +195,8 @@ class Kheradpisheh2018(nn.Module):
         dev = self.conv1.weight.device
 
         def batch(a, b):  # a batch too large for memory is split by batched_map
-            x = last_slice(self.conv1_input(times[a:b].to(dev)), cfg.time_steps)
-            x = F.pad(block_pool(F.conv2d(x, self.conv1.weight) > cfg.thresholds[0], 2, 1), (1, 1, 1, 1))
-            x = F.conv2d(x.float(), self.conv2.weight) > cfg.thresholds[1]
-            return block_pool(x, 2, 1).flatten(1).to(torch.uint8).cpu()
+            x = block_pool(self.conv1.final(times[a:b].to(dev) < cfg.time_steps), 2, 1)
+            return block_pool(self.conv2.final(x), 2, 1).flatten(1).to(torch.uint8).cpu()
 
         out = batched_map(batch, len(times), batch_for(dev, batch_size, 128))
         return torch.cat(out) if out else torch.empty(0, 0, dtype=torch.uint8)
@@ -212,9 +205,8 @@ class Kheradpisheh2018(nn.Module):
     def forward_full(self, times: torch.Tensor) -> torch.Tensor:
         """The straightforward computation over all time steps (as the reference does it)."""
         cfg = self.config
-        wave = times_to_wave(self.conv1_input(times), cfg.time_steps)
-        spk, _ = fire(conv_potentials(wave, self.conv1.weight), cfg.thresholds[0])
-        spk, _ = fire(conv_potentials(pad(pooling(spk, 2, 2, 1), 1), self.conv2.weight), cfg.thresholds[1])
+        spk, _ = fire(self.conv1(times_to_wave(times, cfg.time_steps)), cfg.thresholds[0])
+        spk, _ = fire(self.conv2(pooling(spk, 2, 2, 1)), cfg.thresholds[1])
         return pooling(spk, 2, 2, 1).amax(1).flatten(1).to(torch.uint8)
 
 
@@ -243,12 +235,11 @@ def train_layers(net: Kheradpisheh2018, train_times: torch.Tensor, state: dict, 
             continue
         name = f"conv{li + 1}"
         n = cfg.train_samples[li]
-        spec = StdpLayer(cfg.thresholds[li], cfg.k[li], cfg.radius[li])
         with timer(f"{name} input"):
-            x = net.conv1_input(train_times[:n]) if li == 0 else net.conv2_input(train_times[:n], progress=progress)
+            x = train_times[:n] if li == 0 else net.conv2_input(train_times[:n], progress=progress)
         with timer(f"{name} STDP"):
-            stdp_epochs(conv.weight.data, x, spec, cfg, li, state, save, progress, log,
-                        doubling=cfg.rate_doubling[li], name=name)
+            stdp_stage(STDP(conv, cfg.stdp_rates), x, cfg, li, state, save, progress, log,
+                       doubling=cfg.rate_doubling[li], name=name)
 
 
 def classify(train_features, train_labels, test_features, test_labels, c: float | None = 2.4,
