@@ -5,7 +5,7 @@ R-STDP, evaluation; Kheradpisheh 2018 encoding (2 DoG), layer-1 STDP, layer-2 ST
 time over all time steps as the reference library does it, and (b) the fast path
 (batched encoding, chunked exact training, final-slice inference); median of ``--repeats``
 runs and the ratio, next to the reference library's and a batched C++ peer's figures on
-these machines (design.md section 6); then the fast path's scaling with batch size, time
+these machines (measured earlier, kept below as constants); then the fast path's scaling with batch size, time
 steps and samples, and the batched training modes (mini-batches of 16 sharing the
 batch-start weights) against the exact fast path. Writes a JSON file and a bar plot.
 
@@ -18,15 +18,15 @@ JSON). Fresh weights make every layer fire densely and are not comparable.
 
 ``--peers`` measures the peers in the same run instead of quoting those figures: the same
 images, the same trained weights (copied into their layers) and the same layer inputs.
-SpykeTorch (the reference library, GPL-3.0; put its source folder, ``../shared/peers/
-spyketorch``, on ``PYTHONPATH``) runs its scripts' per-sample loops on the per-sample loop's
+SpykeTorch (the reference library, GPL-3.0; put a checkout of its source,
+github.com/miladmozafari/SpykeTorch, on ``PYTHONPATH``) runs its scripts' per-sample loops on the per-sample loop's
 samples; Spyker (``pip install spyker==0.1.0``) runs its batched API on the fast path's
 samples, at the best of batch sizes 16, 64 and 256. Each peer phase checks a cheap agreement
 with snnlab, so that a broken call is never timed. A missing peer is skipped with a line
-saying how to get it, and its design.md figures stand in, marked ``*``. Neither peer is a
+saying how to get it, and its earlier figures (the constants) stand in, marked ``*``. Neither peer is a
 dependency of snnlab: they are imported here only, and none of their code is copied.
 
-    PYTHONPATH=.:../shared/peers/spyketorch python benchmarks/bench.py --peers \\
+    PYTHONPATH=.:path/to/SpykeTorch python benchmarks/bench.py --peers \\
         --samples 2000 --plain-samples 100 --repeats 3 --out benchmarks/out
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ from snnlab.layers import layer_times, pad_times, pool_times
 from snnlab.training import StdpLayer, decide, train_rstdp, train_stdp
 
 # samples/s of the reference library (SpykeTorch, trained weights) and of a batched C++ peer
-# (Spyker 0.1, best batch size) on these 2-core machines, from design.md section 6; with
+# (Spyker 0.1, best batch size) on these 2-core machines, measured in earlier runs; with
 # --peers they only stand in for a peer that is missing
 PEERS = {
     "mz encoding": (690, 9062), "mz layer1 STDP": (None, 640), "mz layer2 STDP": (43, 228),
@@ -156,7 +156,7 @@ class SpykeTorchPeer:
     own training loops are slower than the figures here."""
 
     name = "SpykeTorch"
-    how = "put its source folder on PYTHONPATH, e.g. PYTHONPATH=.:../shared/peers/spyketorch"
+    how = "put a checkout of its source (github.com/miladmozafari/SpykeTorch) on PYTHONPATH"
 
     def __init__(self, dev, t, m, repeats):
         from SpykeTorch import functional, snn, utils
@@ -515,7 +515,7 @@ def _peer(cls, *args):
     try:
         peer = cls(*args)
     except ImportError as err:
-        print(f"{cls.name}: unavailable ({err}); skipped, its design.md figures stand in (*). "
+        print(f"{cls.name}: unavailable ({err}); skipped, its earlier figures (constants) stand in (*). "
               f"To measure it: {cls.how}", flush=True)
         return None
     print(f"measuring {peer.describe()}", flush=True)
@@ -545,7 +545,7 @@ def main(argv=None):
     if args.peers:
         st = _peer(SpykeTorchPeer, dev, t, n_plain, args.repeats)
         sp = _peer(SpykerPeer, dev, t, n, args.repeats)
-        print("x = snnlab's fast path / the figure before it; * = design.md constant, not measured here", flush=True)
+        print("x = snnlab's fast path / the figure before it; * = an earlier figure (constant), not measured here", flush=True)
     net, mz_weights = _network(Mozafari2019, args.mz_weights, dev)
     cfg = net.config
     images, labels = load_mnist(train=True)
@@ -688,7 +688,7 @@ def main(argv=None):
             "plain_samples": n_plain, "repeats": args.repeats, "date": time.strftime("%Y-%m-%d %H:%M"),
             "weights": {"mozafari2019": mz_weights, "kheradpisheh2018": kh_weights}}
     if args.peers:
-        meta["peers"] = {cls.name: peer.describe() if peer else "not measured: design.md constants (reference_per_s, "
+        meta["peers"] = {cls.name: peer.describe() if peer else "not measured: earlier figures, constants (reference_per_s, "
                          "peer_per_s)" for cls, peer in ((SpykeTorchPeer, st), (SpykerPeer, sp))}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -703,8 +703,8 @@ def main(argv=None):
     fig, ax = plt.subplots(figsize=(11, 4))
     xs = range(len(names))
     bars = (("per-sample loop", "plain_per_s"), ("snnlab fast path", "fast_per_s"),
-            ("SpykeTorch (measured)", "spyketorch_per_s") if st else ("SpykeTorch (design.md)", "reference_per_s"),
-            ("Spyker (measured)", "spyker_per_s") if sp else ("Spyker (design.md)", "peer_per_s"))
+            ("SpykeTorch (measured)", "spyketorch_per_s") if st else ("SpykeTorch (earlier figure)", "reference_per_s"),
+            ("Spyker (measured)", "spyker_per_s") if sp else ("Spyker (earlier figure)", "peer_per_s"))
     for j, (label, key) in enumerate(bars):
         ax.bar([i - 0.3 + 0.2 * j for i in xs], [results[k][key] or 0 for k in names], 0.2, label=label)
     ax.set_xticks(list(xs), names, rotation=30, ha="right")

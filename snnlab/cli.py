@@ -104,7 +104,7 @@ def _json_value(key: str, value: str, default):
 
 
 def _config(mod, args):
-    cfg_cls = next(getattr(mod, n) for n in dir(mod) if n.endswith("Config"))
+    cfg_cls = models.config_class(args.model)
     fields = {f.name for f in dataclasses.fields(cfg_cls)}
     defaults = cfg_cls()
     over = {}
@@ -137,7 +137,7 @@ def _prepare(mod, cfg, args, out: Path) -> None:
     from .runs import CHECKPOINT, Run, check_fresh_start
 
     if args.resume:  # refuse a corrupted or incompatible checkpoint
-        if hasattr(mod, "check_resume"):  # a model with its own checkpoint format
+        if models.keeps_own_checkpoints(args.model):
             mod.check_resume(out, cfg, args.seed)
         else:
             Run(out, resume=True).check_resume(cfg, args.seed)

@@ -146,9 +146,9 @@ class STDP(nn.Module):
             name: label of the progress bar.
 
         Returns:
-            One record per epoch: ``{"epoch", "winners_per_sample", "mean_w_1_minus_w",
-            "a_plus", "a_minus"}`` (the convergence :func:`snnlab.learning.convergence` and the
-            last sample's rates).
+            One record per epoch, a dict with ``epoch``, ``winners_per_sample``,
+            ``mean_w_1_minus_w`` (:func:`snnlab.learning.convergence`), and ``a_plus``,
+            ``a_minus`` (the last sample's rates).
 
         Shape:
             - input_times: :math:`(N, C, H, W)` uint8.

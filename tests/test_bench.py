@@ -40,10 +40,10 @@ def test_missing_peers_are_skipped_with_how_to_get_them(tmp_path, monkeypatch, c
     assert list(out["phases"]) == PHASES
     for name, row in out["phases"].items():
         assert row["spyketorch_per_s"] is None and row["spyker_per_s"] is None
-        assert row["peer_per_s"] > 0 and row["fast_per_s"] > 0   # the design.md constants stand in
+        assert row["peer_per_s"] > 0 and row["fast_per_s"] > 0   # the earlier figures (constants) stand in
         line = next(ln for ln in lines if ln.startswith(name + " "))
         assert "Spyker" in line and "*" in line
-    assert "design.md" in out["meta"]["peers"]["SpykeTorch"] and "design.md" in out["meta"]["peers"]["Spyker"]
+    assert "constants" in out["meta"]["peers"]["SpykeTorch"] and "constants" in out["meta"]["peers"]["Spyker"]
     assert (tmp_path / "bench.png").is_file()
 
 

@@ -263,8 +263,8 @@ def readme_commands():
     for lang, block in re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M):
         if lang in ("bash", "sh", "shell"):
             lines += block.splitlines()
-        else:  # other blocks (file listings) hold no command
-            assert "snnlab " not in block
+        elif lang != "python":  # other blocks (file listings) hold no command; Python examples
+            assert "snnlab " not in block  # are run by tests/test_readme_example.py
     lines += re.findall(r"`((?:\.venv/bin/)?snnlab [^`]+)`", text)
     out = []
     for line in lines:
@@ -334,6 +334,11 @@ def test_readme_lists_only_commands_this_test_knows():
             assert words[1] == "lab" and any(d.startswith("jupyterlab") for d in project["optional-dependencies"]["notebooks"])
         elif prog == "apt-get":
             assert "chromium" in words and "chromium" in ci
+        elif prog.endswith("mkdocs"):  # the strict build is what tests/test_docs.py runs
+            assert words[1:] == ["build", "--strict"] and (REPO / "mkdocs.yml").is_file()
+            assert "build\", \"--strict\"" in (REPO / "tests" / "conftest.py").read_text().replace("'", '"')
+        elif prog.endswith("python") and words[1:3] == ["-m", "http.server"]:  # serves the built site
+            assert "-d" in words and words[words.index("-d") + 1] == "site" and "127.0.0.1" in words
         else:
             pytest.fail(f"README command not covered by tests: {seg!r}")
     assert snnlab_commands >= 6
