@@ -19,7 +19,7 @@ import torch.nn as nn
 from .. import default_device
 from .._batching import batch_for, batched_map
 from .._checks import field_bool, field_choice, field_int, field_number, field_values
-from ..analysis import confusion_matrix
+from ..metrics import confusion_matrix
 from ..coding import Encoder, times_to_wave
 from ..competition import inhibit_times
 from ..data import encoded_mnist
