@@ -8,6 +8,9 @@ The simulator works on a batch of ``B`` samples with ``N`` neurons each and adva
 steps of length ``dt`` with forward Euler or second-order Runge-Kutta (Heun). Spikes are
 returned as a ``bool`` tensor of shape ``(B, N, T)`` (time last); membrane voltages are only
 kept when asked for, because a float ``(B, N, T)`` tensor is what exhausts memory first.
+
+Synapses turn spike trains into currents through a double-exponential kernel
+(:class:`SynapseParams`, :func:`synaptic_kernel`, :func:`synaptic_trace`).
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import torch
 
 from ._checks import check_finite, check_positive_int, check_tensor
 
-__all__ = ["LIFParams", "lif_step", "lif_simulate", "lif_rate", "lif_isi", "rheobase"]
+__all__ = ["LIFParams", "lif_step", "lif_simulate", "lif_rate", "lif_isi", "rheobase", "SynapseParams",
+           "synaptic_kernel", "synaptic_trace"]
 
 _METHODS = ("euler", "rk2")
 
@@ -300,3 +304,104 @@ def lif_simulate(current, n_steps: int | None = None, params: LIFParams | None =
         if volts is not None:
             volts[..., t] = v
     return (spikes, volts) if return_voltage else spikes
+
+
+@dataclass(frozen=True)
+class SynapseParams:
+    """Time constants of a double-exponential synapse (defaults: Kulkarni & Rajendran 2018).
+
+    Math: ``k(t) = exp(-t / tau) - exp(-t / tau_s)`` (peak ~0.47 at 2.3 ms for the defaults).
+
+    Args:
+        tau: decay time constant in ms.
+        tau_s: rise time constant in ms, below ``tau``.
+        dt: sampling step in ms.
+
+    Shape:
+        - scalars only.
+
+    Example:
+        >>> [round(a, 4) for a in SynapseParams().decays]
+        [0.9802, 0.9231]
+    """
+
+    tau: float = 5.0
+    tau_s: float = 1.25
+    dt: float = 0.1
+
+    def __post_init__(self):
+        for name in ("tau", "tau_s", "dt"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+                raise ValueError(f"{name}: expected a positive number (ms), got {v!r}")
+        if self.tau_s >= self.tau:
+            raise ValueError(f"tau_s: expected < tau = {self.tau}, got {self.tau_s}")
+
+    @property
+    def decays(self) -> tuple:
+        """Per-step decay factors ``(exp(-dt / tau), exp(-dt / tau_s))`` of the two exponentials."""
+        return math.exp(-self.dt / self.tau), math.exp(-self.dt / self.tau_s)
+
+
+def _synapse(params) -> SynapseParams:
+    if params is None:
+        return SynapseParams()
+    if not isinstance(params, SynapseParams):
+        raise TypeError(f"params: expected a SynapseParams or None, got {type(params).__name__}")
+    return params
+
+
+def synaptic_kernel(n_steps: int, params: SynapseParams | None = None) -> torch.Tensor:
+    """Double-exponential synaptic kernel sampled every ``dt``.
+
+    Math: ``k(n) = exp(-n dt / tau) - exp(-n dt / tau_s)``, ``n = 0..T-1``.
+
+    Args:
+        n_steps: length ``T``.
+        params: time constants (default :class:`SynapseParams`).
+
+    Shape:
+        - output: :math:`(T,)` float64.
+
+    Example:
+        >>> k = synaptic_kernel(1000)
+        >>> float(k[0]), round(float(k.max()), 3), int(k.argmax())
+        (0.0, 0.472, 23)
+    """
+    p = _synapse(params)
+    n = check_positive_int(n_steps, "n_steps")
+    t = torch.arange(n, dtype=torch.float64) * p.dt
+    return torch.exp(-t / p.tau) - torch.exp(-t / p.tau_s)
+
+
+def synaptic_trace(spikes: torch.Tensor, params: SynapseParams | None = None) -> torch.Tensor:
+    """Filter spike trains with the synaptic kernel (causal; a spike at step s adds ``k(t - s)``).
+
+    Math: ``c(t) = sum_{s <= t} S(s) (exp(-(t-s) dt/tau) - exp(-(t-s) dt/tau_s))``, computed as
+    the difference of two first-order filters ``x <- a x + S(t)`` (``a`` from
+    :attr:`SynapseParams.decays`).
+
+    Args:
+        spikes: bool or float spike trains, time last.
+        params: time constants (default :class:`SynapseParams`).
+
+    Shape:
+        - spikes: :math:`(*, T)`; output: :math:`(*, T)` float32.
+
+    Example:
+        >>> s = torch.zeros(1, 30); s[0, 0] = 1
+        >>> torch.allclose(synaptic_trace(s)[0], synaptic_kernel(30).float())
+        True
+    """
+    p = _synapse(params)
+    check_tensor(spikes, "spikes")
+    a1, a2 = p.decays
+    s = spikes.float()
+    x1 = torch.zeros_like(s[..., 0])
+    x2 = torch.zeros_like(x1)
+    out = torch.empty_like(s)
+    for t in range(s.shape[-1]):
+        x1 = x1 * a1 + s[..., t]
+        x2 = x2 * a2 + s[..., t]
+        out[..., t] = x1 - x2
+    return out

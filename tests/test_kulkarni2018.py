@@ -21,14 +21,12 @@ from snnlab.models.kulkarni2018 import (
     output_layer,
     pixel_current,
     reproduce,
-    synaptic_kernel,
-    synaptic_trace,
     target_steps,
     train_kernels,
 )
 from snnlab.models import _kulkarni_kernels as _kernels
 from snnlab.models.kulkarni2018 import _KernelCNN, _config_key, _predict, input_trace_table
-from snnlab.neurons import lif_step
+from snnlab.neurons import lif_step, synaptic_kernel, synaptic_trace
 
 TINY = dict(n_train=200, n_test=200, epochs=2, cnn_samples=1000, variant="fast")  # fast: seconds, not minutes
 

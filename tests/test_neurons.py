@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from snnlab.neurons import LIFParams, lif_isi, lif_rate, lif_simulate, lif_step, rheobase
+from snnlab.neurons import (LIFParams, SynapseParams, lif_isi, lif_rate, lif_simulate, lif_step, rheobase,
+                            synaptic_kernel, synaptic_trace)
 
 P = LIFParams()
 
@@ -108,3 +109,25 @@ def test_bad_input_raises_naming_argument():
         LIFParams(VT=-80.0)
     with pytest.raises(ValueError, match="t_ref"):
         LIFParams(t_ref=-1.0)
+
+
+def test_synaptic_trace_is_the_kernel_convolved_with_the_spikes():
+    p = SynapseParams(tau=3.0, tau_s=0.5, dt=0.2)
+    s = (torch.rand(3, 2, 80, generator=torch.Generator().manual_seed(0)) < 0.1)
+    k = synaptic_kernel(80, p)
+    ref = torch.stack([(s[..., :t + 1].double() * k[:t + 1].flip(0)).sum(-1) for t in range(80)], -1)
+    assert torch.allclose(synaptic_trace(s, p).double(), ref, atol=1e-5)
+    assert p.decays == (math.exp(-0.2 / 3.0), math.exp(-0.2 / 0.5))
+
+
+def test_bad_synapse_arguments_raise_naming_argument():
+    with pytest.raises(ValueError, match="tau_s: expected < tau"):
+        SynapseParams(tau=1.0, tau_s=2.0)
+    with pytest.raises(ValueError, match="dt"):
+        SynapseParams(dt=0.0)
+    with pytest.raises(TypeError, match="n_steps"):
+        synaptic_kernel(10.0)
+    with pytest.raises(TypeError, match="params"):
+        synaptic_kernel(10, {"tau": 5.0})
+    with pytest.raises(TypeError, match="spikes"):
+        synaptic_trace([[1, 0]])

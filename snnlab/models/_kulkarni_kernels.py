@@ -16,22 +16,20 @@ from __future__ import annotations
 import numpy as np
 
 from .._numba import available, numba  # noqa: F401 (available: the callers' switch)
+from ..neurons import rheobase
 
 
 def constants(cfg):
     """The float32/float64/int constants the loops need, from a ``Kulkarni2018Config``."""
-    import math
-
     p = cfg.lif
     a = p.dt / p.C
     f32 = np.array([
-        math.exp(-cfg.dt / cfg.tau), math.exp(-cfg.dt / cfg.tau_s),
+        *cfg.synapse.decays,
         cfg.lateral_pA, a, 0.5 * a, p.gL, p.EL, p.reset, p.VT,
         p.v_min if p.v_min is not None else -np.inf,
     ], dtype=np.float32)
-    rheobase = p.gL * (p.VT - p.EL)
     ints = np.array([cfg.n_steps, p.ref_steps, cfg.method == "rk2", p.v_min is not None], dtype=np.int64)
-    return f32, np.float64(rheobase), ints
+    return f32, np.float64(rheobase(p)), ints
 
 
 if numba is not None:

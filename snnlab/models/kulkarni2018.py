@@ -38,7 +38,8 @@ import torch.nn.functional as F
 
 from snnlab._checks import check_tensor
 from . import _kulkarni_kernels as _kernels
-from snnlab.neurons import LIFParams, lif_rate, lif_simulate, lif_step, rheobase
+from snnlab.neurons import (LIFParams, SynapseParams, lif_rate, lif_simulate, lif_step, rheobase, synaptic_kernel,
+                            synaptic_trace)
 from snnlab.integrity import FolderLock, load_torch, remove_leftovers, save_torch
 from snnlab.runs import check_fresh_start, config_mismatch, read_checkpoint, write_results
 
@@ -48,8 +49,6 @@ __all__ = [
     "check_resume",
     "pixel_current",
     "input_spikes",
-    "synaptic_kernel",
-    "synaptic_trace",
     "normad_kernel",
     "input_trace_table",
     "train_kernels",
@@ -175,8 +174,6 @@ class Kulkarni2018Config:
         for name in ("tau", "tau_s", "fast_tau", "dt", "C", "gL", "lr", "normad_tau"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: expected a positive number, got {getattr(self, name)}")
-        if self.tau_s >= self.tau:
-            raise ValueError(f"tau_s: expected < tau = {self.tau}, got {self.tau_s}")
         if (self.n_kernels, self.kernel_size) != (12, 3):
             raise ValueError(f"n_kernels, kernel_size: the hidden and output layers are built for 12 kernels of "
                              f"3x3 (12 x 26 x 26 hidden neurons), got {self.n_kernels} of {self.kernel_size}x{self.kernel_size}")
@@ -185,6 +182,7 @@ class Kulkarni2018Config:
                 f"n_train/n_test/cnn_samples: MNIST has 60000/10000 images, got "
                 f"{self.n_train}/{self.n_test}/{self.cnn_samples}")
         self.lif  # validates the neuron constants
+        self.synapse  # and the synaptic ones (tau_s < tau)
 
     @classmethod
     def quick(cls, **overrides) -> "Kulkarni2018Config":
@@ -211,6 +209,11 @@ class Kulkarni2018Config:
         """The :class:`~snnlab.neurons.LIFParams` of every layer."""
         return LIFParams(C=self.C, gL=self.gL, EL=self.EL, VT=self.VT, t_ref=self.t_ref, dt=self.dt,
                          v_min=self.EL if self.clamp_at_rest else None)
+
+    @property
+    def synapse(self) -> SynapseParams:
+        """The :class:`~snnlab.neurons.SynapseParams` of every synapse (input, hidden, output and lateral)."""
+        return SynapseParams(tau=self.tau, tau_s=self.tau_s, dt=self.dt)
 
     def lr_at(self, epoch: int) -> float:
         """NormAD step of epoch ``epoch`` (0-based): ``lr / 2**min(epoch // lr_halve_every, lr_halvings)``."""
@@ -283,29 +286,6 @@ def input_spikes(images: torch.Tensor, config: Kulkarni2018Config | None = None)
     return lif_simulate(pixel_current(images, cfg), cfg.n_steps, cfg.lif, cfg.method)
 
 
-def synaptic_kernel(config: Kulkarni2018Config | None = None, n_steps: int | None = None) -> torch.Tensor:
-    """Double-exponential synaptic kernel sampled every ``dt``.
-
-    Math: ``k(n) = exp(-n dt / tau) - exp(-n dt / tau_s)``, ``n = 0..T-1`` (peak ~0.47 at 2.3 ms).
-
-    Args:
-        config: constants.
-        n_steps: length (default ``config.n_steps``).
-
-    Shape:
-        - output: :math:`(T,)` float64.
-
-    Example:
-        >>> k = synaptic_kernel()
-        >>> float(k[0]), round(float(k.max()), 3), int(k.argmax())
-        (0.0, 0.472, 23)
-    """
-    cfg = _cfg(config)
-    n = cfg.n_steps if n_steps is None else n_steps
-    t = torch.arange(n, dtype=torch.float64) * cfg.dt
-    return torch.exp(-t / cfg.tau) - torch.exp(-t / cfg.tau_s)
-
-
 def normad_kernel(config: Kulkarni2018Config | None = None) -> torch.Tensor:
     """Synaptic kernel filtered by the membrane impulse response (NormAD's ``d(t)`` kernel).
 
@@ -320,48 +300,13 @@ def normad_kernel(config: Kulkarni2018Config | None = None) -> torch.Tensor:
 
     Example:
         >>> g = normad_kernel()
-        >>> float(g[0]), bool(g.argmax() > synaptic_kernel().argmax())
+        >>> float(g[0]), bool(g.argmax() > synaptic_kernel(1000).argmax())
         (0.0, True)
     """
     cfg = _cfg(config)
-    k = synaptic_kernel(cfg).numpy()
+    k = synaptic_kernel(cfg.n_steps, cfg.synapse).numpy()
     h = np.exp(-np.arange(cfg.n_steps) * cfg.dt / cfg.normad_tau)
     return torch.from_numpy(np.convolve(k, h)[: cfg.n_steps] * cfg.dt)
-
-
-def _decays(cfg):
-    return math.exp(-cfg.dt / cfg.tau), math.exp(-cfg.dt / cfg.tau_s)
-
-
-def synaptic_trace(spikes: torch.Tensor, config: Kulkarni2018Config | None = None) -> torch.Tensor:
-    """Filter spike trains with the synaptic kernel (causal; a spike at step s adds ``k(t - s)``).
-
-    Math: ``c(t) = sum_{s <= t} S(s) (exp(-(t-s) dt/tau) - exp(-(t-s) dt/tau_s))``.
-
-    Args:
-        spikes: bool or float spike trains, time last.
-        config: constants (``tau``, ``tau_s``, ``dt``).
-
-    Shape:
-        - spikes: :math:`(*, T)`; output: :math:`(*, T)` float32.
-
-    Example:
-        >>> s = torch.zeros(1, 30); s[0, 0] = 1
-        >>> torch.allclose(synaptic_trace(s)[0], synaptic_kernel(n_steps=30).float())
-        True
-    """
-    cfg = _cfg(config)
-    check_tensor(spikes, "spikes")
-    a1, a2 = _decays(cfg)
-    s = spikes.float()
-    x1 = torch.zeros_like(s[..., 0])
-    x2 = torch.zeros_like(x1)
-    out = torch.empty_like(s)
-    for t in range(s.shape[-1]):
-        x1 = x1 * a1 + s[..., t]
-        x2 = x2 * a2 + s[..., t]
-        out[..., t] = x1 - x2
-    return out
 
 
 def input_trace_table(config: Kulkarni2018Config | None = None, device=None) -> torch.Tensor:
@@ -385,7 +330,7 @@ def input_trace_table(config: Kulkarni2018Config | None = None, device=None) -> 
     levels = torch.arange(256, dtype=torch.uint8).view(1, 16, 16).repeat(1, 1, 1)
     cur = cfg.I0 + levels.reshape(1, -1).float() * cfg.Ip
     s = lif_simulate(cur, cfg.n_steps, cfg.lif, cfg.method)[0]
-    return synaptic_trace(s, cfg).to(device if device is not None else "cpu")
+    return synaptic_trace(s, cfg.synapse).to(device if device is not None else "cpu")
 
 
 def expected_hidden_counts(inputs: torch.Tensor, kernels: torch.Tensor,
@@ -761,7 +706,7 @@ def output_layer(events, batch: int, weights: torch.Tensor, config: Kulkarni2018
     if b.numel():
         drive.index_add_(0, (b * T + t).to(dev), weights.t()[j.to(dev)])
     drive = drive.view(batch, T, -1)
-    a1, a2 = _decays(cfg)
+    a1, a2 = cfg.synapse.decays
     p = cfg.lif
     shape = (batch, weights.shape[0])
     x1 = torch.zeros(shape, device=dev, dtype=weights.dtype)
