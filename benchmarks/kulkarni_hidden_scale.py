@@ -22,8 +22,8 @@ import torch
 from sklearn.svm import LinearSVC
 from snnlab.data import load_mnist
 from snnlab.models import _kulkarni_kernels as KK
-from snnlab.models.kulkarni2018 import (HiddenEvents, Kulkarni2018Config, compute_hidden_events, evaluate,
-                                        normad_kernel, target_steps)
+from snnlab.learning import normad_kernel
+from snnlab.models.kulkarni2018 import HiddenEvents, Kulkarni2018Config, compute_hidden_events, evaluate, target_steps
 torch.set_num_threads(1)
 N = 5000
 cfg0 = Kulkarni2018Config()
@@ -43,7 +43,7 @@ def score(htr, hte, cfg, tag):
     for C in (0.01, 0.1):
         clf = LinearSVC(C=C, dual=False, tol=1e-3, max_iter=200).fit(Xtr * s, htr.labels.numpy())
         svm[C] = float((clf.predict(Xte * s) == hte.labels.numpy()).mean() * 100)
-    W = torch.zeros(10, 8112); g = normad_kernel(cfg).float(); acc = []
+    W = torch.zeros(10, 8112); g = normad_kernel(cfg.n_steps, cfg.synapse, cfg.normad_tau).float(); acc = []
     for ep in range(8):
         perm = torch.randperm(len(htr), generator=torch.Generator().manual_seed(ep)).numpy()
         KK.train_epoch(htr, W, replace(cfg, lr_halve_every=2).lr_at(ep), cfg, perm, g, target_steps(cfg))

@@ -1,4 +1,4 @@
-"""Learning rules: STDP, anti-STDP, R-STDP and their learning-rate schedules.
+"""Learning rules: STDP, anti-STDP, R-STDP and their learning-rate schedules; NormAD.
 
 Weights change by explicit updates under ``torch.no_grad()``; rates are float32 tensors
 ``(F, 2)`` holding ``(a_plus, a_minus)`` per feature map, so they can live on the device.
@@ -8,6 +8,11 @@ receptive field ``input[:, y:y+kh, x:x+kw]`` is potentiated when its input spike
 before the winner (``t_in <= t_out``), else depressed:
 ``dw = a * (w - LB)(UB - w)`` (stabiliser) or ``dw = a``; then all weights are clipped to
 ``[LB, UB]``. All winners of one sample use the same pre-update weights.
+
+NormAD (Anwani & Rajendran 2015, as used by Kulkarni & Rajendran 2018) trains the weights of
+LIF outputs towards desired spike trains: at every desired or observed output spike, the
+weights move along the normalised input traces filtered by the membrane
+(:func:`normad_kernel`, :func:`normad_update`).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import numpy as np
 import torch
 
 from ._checks import check_positive_int, check_tensor
+from .neurons import SynapseParams, synaptic_kernel
 
 __all__ = [
     "stdp_pairing",
@@ -28,6 +34,8 @@ __all__ = [
     "RateDoubling",
     "adaptive_rstdp_rates",
     "spike_times_of",
+    "normad_kernel",
+    "normad_update",
 ]
 
 
@@ -360,3 +368,107 @@ def adaptive_rstdp_rates(reward, punish, correct_fraction: float, wrong_fraction
     rw = tuple(float(np.float32(a)) * (float(wrong_fraction) * scale + minimum) for a in reward)
     pn = tuple(float(np.float32(a)) * (float(correct_fraction) * scale + minimum) for a in punish)
     return rw, pn
+
+
+def normad_kernel(n_steps: int, synapse: SynapseParams | None = None, tau_m: float = 1.0) -> torch.Tensor:
+    """Synaptic kernel filtered by the membrane impulse response (NormAD's ``d(t)`` kernel).
+
+    Math: ``g = dt (k * h)``, ``h(n) = exp(-n dt / tau_m)``, ``k`` the
+    :func:`~snnlab.neurons.synaptic_kernel` (discrete causal convolution, ``n = 0..T-1``; the
+    scale cancels in NormAD's normalisation).
+
+    Args:
+        n_steps: length ``T``.
+        synapse: the synapse's time constants and step (default
+            :class:`~snnlab.neurons.SynapseParams`).
+        tau_m: time constant of the membrane filter in ms (1 ms in Kulkarni & Rajendran's code).
+
+    Shape:
+        - output: :math:`(T,)` float64.
+
+    Example:
+        >>> g = normad_kernel(1000)
+        >>> float(g[0]), bool(g.argmax() > synaptic_kernel(1000).argmax())
+        (0.0, True)
+    """
+    p = SynapseParams() if synapse is None else synapse
+    k = synaptic_kernel(n_steps, p).numpy()  # checks n_steps and synapse
+    if isinstance(tau_m, bool) or not isinstance(tau_m, (int, float)) or not 0 < tau_m < float("inf"):
+        raise ValueError(f"tau_m: expected a positive number (ms), got {tau_m!r}")
+    h = np.exp(-np.arange(n_steps) * p.dt / tau_m)
+    return torch.from_numpy(np.convolve(k, h)[:n_steps] * p.dt)
+
+
+def normad_update(events, batch: int, out_spikes: torch.Tensor, labels: torch.Tensor, desired: torch.Tensor,
+                  g: torch.Tensor, n_inputs: int) -> torch.Tensor:
+    """Summed NormAD weight change of a batch of images (before the learning rate).
+
+    Math: ``dW_j = sum_t e_j(t) d(t)/||d(t)||``, ``e_j = S_desired,j - S_observed,j``,
+    ``d_i(t) = sum_{s <= t} g(t - s)`` over the spikes ``s`` of input ``i``.
+
+    The output of the correct class should fire at the steps ``desired``, the others never;
+    ``e`` is nonzero only at desired or observed output spikes, so the sums run over those
+    steps. The compiled loop of Kulkarni & Rajendran's training
+    (``snnlab.models._kulkarni_kernels``) computes the same per image and is tested against this.
+
+    Args:
+        events: ``(image, input, step)`` int64 index tensors, one entry per input spike.
+        batch: number of images ``B``.
+        out_spikes: observed output spikes.
+        labels: correct class of each image.
+        desired: steps of the desired spike train of the correct output.
+        g: :func:`normad_kernel` (at least ``T`` long; computed in float32).
+        n_inputs: number of inputs ``N`` (columns of ``W``).
+
+    Shape:
+        - events: three :math:`(E,)`; out_spikes: :math:`(B, O, T)`; labels: :math:`(B,)`;
+          desired: :math:`(S,)`; g: :math:`(T,)`; output: :math:`(O, N)` float32.
+
+    Example:
+        >>> ev = (torch.tensor([0]), torch.tensor([3]), torch.tensor([0]))
+        >>> out = torch.zeros(1, 10, 1000, dtype=torch.bool)
+        >>> dw = normad_update(ev, 1, out, torch.tensor([4]), torch.arange(100, 1000, 35), normad_kernel(1000), 20)
+        >>> dw.shape, round(float(dw[4, 3]), 3), float(dw.abs().sum() - dw[4, 3].abs())
+        (torch.Size([10, 20]), 26.0, 0.0)
+    """
+    batch = check_positive_int(batch, "batch")
+    n_inputs = check_positive_int(n_inputs, "n_inputs")
+    if not (isinstance(events, (tuple, list)) and len(events) == 3):
+        raise TypeError(f"events: expected three (image, input, step) index tensors, got {type(events).__name__}")
+    for name, x in zip(("events[0]", "events[1]", "events[2]"), events):
+        check_tensor(x, name, 1)
+    check_tensor(out_spikes, "out_spikes", 3)
+    check_tensor(labels, "labels", 1)
+    check_tensor(desired, "desired", 1)
+    check_tensor(g, "g", 1, floating=True)
+    if out_spikes.shape[0] != batch or labels.shape[0] != batch:
+        raise ValueError(f"out_spikes/labels: expected {batch} images, got "
+                         f"{out_spikes.shape[0]}/{labels.shape[0]}")
+    if g.shape[0] < out_spikes.shape[2]:
+        raise ValueError(f"g: expected at least T = {out_spikes.shape[2]} steps, got {g.shape[0]}")
+    dev = out_spikes.device
+    g = g.to(device=dev, dtype=torch.float32)
+    desired = desired.to(dev)
+    b_all, j_all, t_all = (e.to(dev) for e in events)
+    n_out = out_spikes.shape[1]
+    dw = torch.zeros(n_out, n_inputs, device=dev)
+    # Events are grouped per image only after sorting; a mask per image is cheap enough for B<=64.
+    for bi in range(batch):
+        m = b_all == bi
+        j, t = j_all[m], t_all[m]
+        obs_j, obs_t = out_spikes[bi].nonzero(as_tuple=True)
+        q = torch.unique(torch.cat([desired, obs_t]))
+        err = torch.zeros(n_out, q.numel(), device=dev)
+        err[int(labels[bi])] += torch.isin(q, desired).float()
+        err.index_put_((obs_j, torch.searchsorted(q, obs_t)), torch.tensor(-1.0, device=dev), accumulate=True)
+        if t.numel() == 0:
+            continue
+        # Only inputs that spiked have d != 0: work on those columns (~15% of Kulkarni's 8112).
+        active, local = torch.unique(j, return_inverse=True)
+        lag = q[:, None] - t[None, :]
+        vals = torch.where(lag >= 0, g[lag.clamp(min=0)], torch.zeros((), device=dev))
+        d = torch.zeros(q.numel(), active.numel(), device=dev).index_add_(1, local, vals)
+        norm = d.norm(dim=1, keepdim=True)
+        d = torch.where(norm > 0, d / norm.clamp(min=1e-12), d)
+        dw.index_add_(1, active, err @ d)
+    return dw

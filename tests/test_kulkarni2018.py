@@ -16,8 +16,6 @@ from snnlab.models.kulkarni2018 import (
     expected_hidden_counts,
     hidden_layer,
     input_spikes,
-    normad_kernel,
-    normad_update,
     output_layer,
     pixel_current,
     reproduce,
@@ -26,6 +24,7 @@ from snnlab.models.kulkarni2018 import (
 )
 from snnlab.models import _kulkarni_kernels as _kernels
 from snnlab.models.kulkarni2018 import _KernelCNN, _config_key, _predict, input_trace_table
+from snnlab.learning import normad_kernel, normad_update
 from snnlab.neurons import lif_step, synaptic_kernel, synaptic_trace
 
 TINY = dict(n_train=200, n_test=200, epochs=2, cnn_samples=1000, variant="fast")  # fast: seconds, not minutes
@@ -135,10 +134,25 @@ def test_normad_update_signs():
     ev = (torch.zeros(30, dtype=torch.long), torch.arange(30), torch.arange(0, 900, 30))
     out = torch.zeros(1, 10, 1000, dtype=torch.bool)
     out[0, 7, [300, 600]] = True  # a wrong neuron fires twice
-    dw = normad_update(ev, 1, out, torch.tensor([3]))
+    dw = normad_update(ev, 1, out, torch.tensor([3]), target_steps(), normad_kernel(1000), 8112)
     assert float(dw[3].sum()) > 0 and float(dw[7].sum()) < 0
     assert float(dw[[0, 1, 2, 4, 5, 6, 8, 9]].abs().sum()) == 0
     assert float(dw[:, 30:].abs().sum()) == 0  # silent hidden neurons are not touched
+
+
+def test_normad_rule_bad_arguments_raise_naming_argument():
+    ev = (torch.tensor([0]), torch.tensor([3]), torch.tensor([0]))
+    out, g, want = torch.zeros(1, 10, 100, dtype=torch.bool), normad_kernel(100), torch.tensor([50])
+    with pytest.raises(ValueError, match="n_inputs"):
+        normad_update(ev, 1, out, torch.tensor([3]), want, g, 0)
+    with pytest.raises(ValueError, match="g: expected at least T = 100"):
+        normad_update(ev, 1, out, torch.tensor([3]), want, g[:50], 20)
+    with pytest.raises(TypeError, match="events"):
+        normad_update(ev[:2], 1, out, torch.tensor([3]), want, g, 20)
+    with pytest.raises(ValueError, match="out_spikes/labels"):
+        normad_update(ev, 2, out, torch.tensor([3]), want, g, 20)
+    with pytest.raises(ValueError, match="tau_m"):
+        normad_kernel(100, tau_m=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +174,7 @@ def test_compiled_loops_equal_the_torch_functions(real_events):
     assert int(out.sum()) > 48  # the outputs fire
     pred = _kernels.predict(h, W, cfg)
     assert pred.tolist() == _predict(out, cur).tolist()
-    g = normad_kernel(cfg).float()
+    g = normad_kernel(cfg.n_steps, cfg.synapse, cfg.normad_tau).float()
     for bs in (1, 4):
         Wt, Wn = torch.zeros(10, 8112), torch.zeros(10, 8112)
         perm = torch.randperm(48, generator=gen).tolist()
@@ -170,7 +184,7 @@ def test_compiled_loops_equal_the_torch_functions(real_events):
             ev = h.batch(idx)
             o, c = output_layer(ev, len(idx), Wt, cfg)
             correct_t += int((_predict(o, c) == h.labels[idx]).sum())
-            Wt += 200.0 * normad_update(ev, len(idx), o, h.labels[idx], cfg, g)
+            Wt += 200.0 * normad_update(ev, len(idx), o, h.labels[idx], target_steps(cfg), g, 8112)
         correct_n = _kernels.train_epoch(h, Wn, 200.0, replace(cfg, batch_size=bs), perm, g, target_steps(cfg))
         assert correct_n == correct_t
         assert Wt.abs().max() > 100  # it learned something

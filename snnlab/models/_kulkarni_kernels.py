@@ -6,7 +6,8 @@ tiny tensor operations, so one image costs ~100 ms of dispatch overhead and per-
 arithmetic, in the same order, element by element: ~1 ms per image including the update.
 
 They mirror :func:`~snnlab.models.kulkarni2018.output_layer` (forward) and
-:func:`~snnlab.models.kulkarni2018.normad_update` (update) and are tested against them; the only
+:func:`snnlab.learning.normad_update` (update, the rule's one reference definition; ``_normad``
+is its compiled backend for one image) and are tested against them; the only
 reductions whose order may differ (the sum of the 10 output traces for lateral inhibition, the
 norm of ``d(t)``, ``err @ d``) can move a value by a rounding step. Without numba the torch
 functions are used.

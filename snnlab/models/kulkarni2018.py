@@ -32,14 +32,13 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from snnlab._checks import check_tensor
 from . import _kulkarni_kernels as _kernels
-from snnlab.neurons import (LIFParams, SynapseParams, lif_rate, lif_simulate, lif_step, rheobase, synaptic_kernel,
-                            synaptic_trace)
+from snnlab.neurons import LIFParams, SynapseParams, lif_rate, lif_simulate, lif_step, rheobase, synaptic_trace
+from snnlab.learning import normad_kernel, normad_update
 from snnlab.integrity import FolderLock, load_torch, remove_leftovers, save_torch
 from snnlab.runs import check_fresh_start, config_mismatch, read_checkpoint, write_results
 
@@ -49,7 +48,6 @@ __all__ = [
     "check_resume",
     "pixel_current",
     "input_spikes",
-    "normad_kernel",
     "input_trace_table",
     "train_kernels",
     "expected_hidden_counts",
@@ -57,7 +55,6 @@ __all__ = [
     "HiddenEvents",
     "compute_hidden_events",
     "output_layer",
-    "normad_update",
     "target_steps",
     "evaluate",
     "reproduce",
@@ -284,29 +281,6 @@ def input_spikes(images: torch.Tensor, config: Kulkarni2018Config | None = None)
     """
     cfg = _cfg(config)
     return lif_simulate(pixel_current(images, cfg), cfg.n_steps, cfg.lif, cfg.method)
-
-
-def normad_kernel(config: Kulkarni2018Config | None = None) -> torch.Tensor:
-    """Synaptic kernel filtered by the membrane impulse response (NormAD's ``d(t)`` kernel).
-
-    Math: ``g = k * h``, ``h(n) = exp(-n dt / normad_tau)`` (discrete causal convolution; the
-    scale cancels in NormAD's normalisation).
-
-    Args:
-        config: constants.
-
-    Shape:
-        - output: :math:`(T,)` float64.
-
-    Example:
-        >>> g = normad_kernel()
-        >>> float(g[0]), bool(g.argmax() > synaptic_kernel(1000).argmax())
-        (0.0, True)
-    """
-    cfg = _cfg(config)
-    k = synaptic_kernel(cfg.n_steps, cfg.synapse).numpy()
-    h = np.exp(-np.arange(cfg.n_steps) * cfg.dt / cfg.normad_tau)
-    return torch.from_numpy(np.convolve(k, h)[: cfg.n_steps] * cfg.dt)
 
 
 def input_trace_table(config: Kulkarni2018Config | None = None, device=None) -> torch.Tensor:
@@ -742,64 +716,6 @@ def _predict(out_spikes, mean_current):
     return (out_spikes.sum(-1).double() + 0.5 * torch.sigmoid(mean_current.double() / 1e4)).argmax(1)
 
 
-def normad_update(events, batch: int, out_spikes: torch.Tensor, labels: torch.Tensor,
-                  config: Kulkarni2018Config | None = None, g: torch.Tensor | None = None) -> torch.Tensor:
-    """Summed NormAD weight change of a batch (before the learning rate).
-
-    Math: ``dW_j = sum_t e_j(t) d(t)/||d(t)||``, ``e_j = S_desired,j - S_observed,j``,
-    ``d_i(t) = sum_{s <= t} g(t - s)`` over the spikes ``s`` of hidden neuron ``i``, ``g = k * h``.
-
-    Args:
-        events: hidden ``(image, neuron, step)`` index tensors.
-        batch: number of images ``B``.
-        out_spikes: observed output spikes.
-        labels: correct digits.
-        config: constants.
-        g: precomputed :func:`normad_kernel` (float32, on the events' device).
-
-    Shape:
-        - out_spikes: :math:`(B, 10, T)`; labels: :math:`(B,)`; output: :math:`(10, 8112)`.
-
-    Example:
-        >>> ev = (torch.tensor([0]), torch.tensor([3]), torch.tensor([0]))
-        >>> dw = normad_update(ev, 1, torch.zeros(1, 10, 1000, dtype=torch.bool), torch.tensor([4]))
-        >>> round(float(dw[4, 3]), 3), float(dw.abs().sum() - dw[4, 3].abs())
-        (26.0, 0.0)
-    """
-    cfg = _cfg(config)
-    check_tensor(out_spikes, "out_spikes", 3)
-    check_tensor(labels, "labels", 1)
-    if out_spikes.shape[0] != batch or labels.shape[0] != batch:
-        raise ValueError(f"out_spikes/labels: expected {batch} images, got "
-                         f"{out_spikes.shape[0]}/{labels.shape[0]}")
-    dev = out_spikes.device
-    g = (normad_kernel(cfg).float() if g is None else g).to(dev)
-    desired = target_steps(cfg).to(dev)
-    b_all, j_all, t_all = (e.to(dev) for e in events)
-    n_out = out_spikes.shape[1]
-    dw = torch.zeros(n_out, N_HIDDEN, device=dev)
-    # Events are grouped per image only after sorting; a mask per image is cheap enough for B<=64.
-    for bi in range(batch):
-        m = b_all == bi
-        j, t = j_all[m], t_all[m]
-        obs_j, obs_t = out_spikes[bi].nonzero(as_tuple=True)
-        q = torch.unique(torch.cat([desired, obs_t]))
-        err = torch.zeros(n_out, q.numel(), device=dev)
-        err[int(labels[bi])] += torch.isin(q, desired).float()
-        err.index_put_((obs_j, torch.searchsorted(q, obs_t)), torch.tensor(-1.0, device=dev), accumulate=True)
-        if t.numel() == 0:
-            continue
-        # Only neurons that spiked have d != 0: work on those columns (~15% of 8112).
-        active, local = torch.unique(j, return_inverse=True)
-        lag = q[:, None] - t[None, :]
-        vals = torch.where(lag >= 0, g[lag.clamp(min=0)], torch.zeros((), device=dev))
-        d = torch.zeros(q.numel(), active.numel(), device=dev).index_add_(1, local, vals)
-        norm = d.norm(dim=1, keepdim=True)
-        d = torch.where(norm > 0, d / norm.clamp(min=1e-12), d)
-        dw.index_add_(1, active, err @ d)
-    return dw
-
-
 def evaluate(hidden: HiddenEvents, weights: torch.Tensor, config: Kulkarni2018Config | None = None,
              batch_size: int = 256, progress: bool = False) -> float:
     """Accuracy in percent of the output layer on precomputed hidden events.
@@ -1044,7 +960,7 @@ def _train(cfg, dev, gen, state, h_train, h_test, ck_path, seed, progress):
         history = state["history"]
         start_epoch = len(history)
         gen.set_state(state["gen_state"])
-    g = normad_kernel(cfg).float().to(dev)
+    g = normad_kernel(cfg.n_steps, cfg.synapse, cfg.normad_tau).float().to(dev)
     desired = target_steps(cfg)
     t_train = sum(h["train_s"] for h in history)
     t_eval = sum(h["eval_s"] for h in history)
@@ -1072,7 +988,7 @@ def _train(cfg, dev, gen, state, h_train, h_test, ck_path, seed, progress):
             labels = h_train.labels[idx]
             outs, cur = output_layer(ev, len(idx), W, cfg)
             correct += int((_predict(outs, cur).cpu() == labels).sum())
-            W += lr * normad_update(ev, len(idx), outs, labels.to(dev), cfg, g)
+            W += lr * normad_update(ev, len(idx), outs, labels.to(dev), desired, g, N_HIDDEN)
         tr_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         test_acc = evaluate(h_test, W, cfg)
