@@ -63,8 +63,7 @@ __all__ = [
 #: Test accuracy reported by Kulkarni & Rajendran (2018), in percent.
 PAPER_ACCURACY = 98.17
 
-N_HIDDEN = 12 * 26 * 26
-N_OUT = 10
+N_OUT = 10  # one output neuron per digit
 VARIANTS = ("original", "fast")
 CNN_ACTIVATIONS = ("relu", "lif")
 
@@ -108,8 +107,8 @@ class Kulkarni2018Config:
 
     Example:
         >>> cfg = Kulkarni2018Config()
-        >>> cfg.n_steps, cfg.epochs, cfg.lr_at(19), Kulkarni2018Config.quick().variant
-        (1000, 20, 3.125, 'original')
+        >>> cfg.n_steps, cfg.epochs, cfg.n_hidden, cfg.lr_at(19), Kulkarni2018Config.quick().variant
+        (1000, 20, 8112, 3.125, 'original')
     """
 
     C: float = 300.0
@@ -206,6 +205,11 @@ class Kulkarni2018Config:
         """The :class:`~snnlab.neurons.LIFParams` of every layer."""
         return LIFParams(C=self.C, gL=self.gL, EL=self.EL, VT=self.VT, t_ref=self.t_ref, dt=self.dt,
                          v_min=self.EL if self.clamp_at_rest else None)
+
+    @property
+    def n_hidden(self) -> int:
+        """Hidden neurons, ``n_kernels (28 - kernel_size + 1)**2`` on 28x28 MNIST (8112 as published)."""
+        return self.n_kernels * (28 - self.kernel_size + 1) ** 2
 
     @property
     def synapse(self) -> SynapseParams:
@@ -352,8 +356,7 @@ class _KernelCNN(torch.nn.Module):
         super().__init__()
         self.cfg = cfg
         self.conv = torch.nn.Conv2d(1, cfg.n_kernels, cfg.kernel_size, bias=False)
-        side = 28 - cfg.kernel_size + 1
-        self.fc = torch.nn.Linear(cfg.n_kernels * side * side, 10)
+        self.fc = torch.nn.Linear(cfg.n_hidden, N_OUT)
 
     def forward(self, x):
         if self.cfg.cnn_activation == "relu":
@@ -953,7 +956,7 @@ def _train(cfg, dev, gen, state, h_train, h_test, ck_path, seed, progress):
     compiled = _kernels.available()
     if compiled:
         dev = torch.device("cpu")
-    W = torch.zeros(N_OUT, N_HIDDEN, device=dev)
+    W = torch.zeros(N_OUT, cfg.n_hidden, device=dev)
     history, start_epoch = [], 0
     if state is not None:
         W = state["W"].to(dev).float().contiguous()
@@ -988,7 +991,7 @@ def _train(cfg, dev, gen, state, h_train, h_test, ck_path, seed, progress):
             labels = h_train.labels[idx]
             outs, cur = output_layer(ev, len(idx), W, cfg)
             correct += int((_predict(outs, cur).cpu() == labels).sum())
-            W += lr * normad_update(ev, len(idx), outs, labels.to(dev), desired, g, N_HIDDEN)
+            W += lr * normad_update(ev, len(idx), outs, labels.to(dev), desired, g, cfg.n_hidden)
         tr_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         test_acc = evaluate(h_test, W, cfg)
