@@ -131,16 +131,13 @@ def _one_line(err: BaseException) -> str:
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def _prepare(mod, cfg, args, out: Path) -> None:
+def _prepare(cfg, args, out: Path) -> None:
     # everything that can refuse the run, before any work
     from .data import ensure_mnist
     from .runs import CHECKPOINT, Run, check_fresh_start
 
     if args.resume:  # refuse a corrupted or incompatible checkpoint
-        if models.keeps_own_checkpoints(args.model):
-            mod.check_resume(out, cfg, args.seed)
-        else:
-            Run(out, resume=True).check_resume(cfg, args.seed)
+        Run(out, resume=True).check_resume(cfg, args.seed)
     elif check_fresh_start(out, args.overwrite):
         print(f"--overwrite: the interrupted run in {out} is discarded", flush=True)
     elif (out / CHECKPOINT).is_file():
@@ -167,7 +164,7 @@ def main(argv=None) -> int:
             device = default_device(args.device)
             check_writable(out)
             lock.acquire()  # released on any exit; the OS drops it if the process is killed
-            _prepare(mod, cfg, args, out)
+            _prepare(cfg, args, out)
         except (ValueError, TypeError, OSError) as err:
             parser.exit(2, f"snnlab: error: {_one_line(err)}\n")
         t0 = time.perf_counter()

@@ -296,13 +296,21 @@ class Run:
     def load_checkpoint(self):
         return read_checkpoint(self.ckpt)
 
-    def check_resume(self, config, seed: int) -> None:
-        """Raise ``ValueError`` now if the checkpoint (if any) cannot continue with ``config`` and ``seed``.
-
-        A file of another format (a model that keeps its own checkpoints) is left to that model.
-        """
+    def _load_for(self, config):
+        # the checkpoint in its current form: the config class's upgrade_checkpoint (if any)
+        # converts one written by an earlier version of its model
         ck = self.load_checkpoint()
-        if isinstance(ck, dict) and "state" in ck:
+        upgrade = getattr(type(config), "upgrade_checkpoint", None)
+        if ck is not None and upgrade is not None:
+            ck = upgrade(ck)
+        if ck is not None and not (isinstance(ck, dict) and {"config", "seed", "model", "state"} <= set(ck)):
+            raise ValueError(f"resume: {self.ckpt} is not a checkpoint of this model; use another --out or delete it")
+        return ck
+
+    def check_resume(self, config, seed: int) -> None:
+        """Raise ``ValueError`` now if the checkpoint (if any) cannot continue with ``config`` and ``seed``."""
+        ck = self._load_for(config)
+        if ck is not None:
             self._check_compatible(ck, config, seed)
 
     def _check_compatible(self, ck, config, seed):
@@ -311,7 +319,13 @@ class Run:
             raise ValueError(f"resume: the checkpoint in {self.out} was made with another config or seed "
                              f"(differs in: {', '.join(diff)}); use another --out or delete it")
         old = {**dataclasses.asdict(type(config)()), **ck["config"]}
-        check_epochs_extension(old["epochs"], config.epochs, ck["state"]["done"])
+        if isinstance(config.epochs, int):  # a protocol with one training stage
+            done = ck["state"]["done"][0]
+            if config.epochs < done:
+                raise ValueError(f"resume: the checkpoint in {self.out} has {done} epochs done; "
+                                 f"epochs must be >= {done}, got {config.epochs}")
+        else:
+            check_epochs_extension(old["epochs"], config.epochs, ck["state"]["done"])
 
     def save_checkpoint(self, state: dict) -> None:
         save_torch(state, self.ckpt)
@@ -324,7 +338,7 @@ class Run:
         change allowed is ``epochs`` of layers not yet followed by a trained layer (see
         :func:`check_epochs_extension`), so a run can be extended, e.g. more R-STDP epochs.
         """
-        ck = self.load_checkpoint()
+        ck = self._load_for(config)
         if ck is None:
             if self.resume:
                 log(f"resume: no checkpoint in {self.out}; starting from scratch")

@@ -8,19 +8,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered model: its module, its config class and who keeps its checkpoints
-    (``"runs"``: :class:`snnlab.runs.Run`; ``"own"``: the module, with its ``check_resume``)."""
+    """A registered model: its module and its config class (every model's runs go through
+    :class:`snnlab.runs.Run`)."""
 
     module: str
     config: str
-    checkpoints: str = "runs"
 
 
 #: model name -> its entry (modules are imported lazily: each pulls in its own dependencies)
 MODELS = {
     "kheradpisheh2018": Entry("snnlab.models.kheradpisheh2018", "Kheradpisheh2018Config"),
     "mozafari2019": Entry("snnlab.models.mozafari2019", "Mozafari2019Config"),
-    "kulkarni2018": Entry("snnlab.models.kulkarni2018", "Kulkarni2018Config", checkpoints="own"),
+    "kulkarni2018": Entry("snnlab.models.kulkarni2018", "Kulkarni2018Config"),
 }
 
 
@@ -49,12 +48,3 @@ def config_class(name: str) -> type:
     """
     return getattr(get(name), _entry(name).config)
 
-
-def keeps_own_checkpoints(name: str) -> bool:
-    """Whether model ``name`` writes its own checkpoints (and checks them with ``check_resume``).
-
-    Example:
-        >>> keeps_own_checkpoints("mozafari2019")
-        False
-    """
-    return _entry(name).checkpoints == "own"

@@ -27,10 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
-import time
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -39,13 +36,12 @@ from snnlab._checks import check_tensor
 from . import _kulkarni_kernels as _kernels
 from snnlab.neurons import LIFParams, SynapseParams, lif_rate, lif_simulate, lif_step, rheobase, synaptic_trace
 from snnlab.learning import normad_kernel, normad_update
-from snnlab.integrity import FolderLock, load_torch, remove_leftovers, save_torch
-from snnlab.runs import check_fresh_start, config_mismatch, read_checkpoint, write_results
+from snnlab.integrity import load_torch, save_torch
+from snnlab.runs import PhaseTimer, Run
 
 __all__ = [
     "PAPER_ACCURACY",
     "Kulkarni2018Config",
-    "check_resume",
     "pixel_current",
     "input_spikes",
     "input_trace_table",
@@ -215,6 +211,11 @@ class Kulkarni2018Config:
     def synapse(self) -> SynapseParams:
         """The :class:`~snnlab.neurons.SynapseParams` of every synapse (input, hidden, output and lateral)."""
         return SynapseParams(tau=self.tau, tau_s=self.tau_s, dt=self.dt)
+
+    @staticmethod
+    def upgrade_checkpoint(checkpoint):
+        """A checkpoint of this model in the current form (:class:`snnlab.runs.Run` asks)."""
+        return _upgrade_checkpoint(checkpoint)
 
     def lr_at(self, epoch: int) -> float:
         """NormAD step of epoch ``epoch`` (0-based): ``lr / 2**min(epoch // lr_halve_every, lr_halvings)``."""
@@ -767,56 +768,38 @@ def _config_key(cfg):
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def check_resume(out_dir, config: Kulkarni2018Config | None = None, seed: int = 0) -> None:
-    """Raise ``ValueError`` now if ``out_dir/checkpoint.pt`` cannot be continued with ``config`` and ``seed``.
-
-    Math: resumable <=> same config except ``epochs``, same seed, and ``epochs >= epochs done``
-    (so a finished run can be extended, never silently mixed with another protocol).
-
-    Args:
-        out_dir: the run's output folder (no checkpoint there: nothing to check).
-        config: the protocol the run would continue with.
-        seed: the seed it would continue with.
-
-    Shape:
-        - no tensors; raises or returns ``None``.
-
-    Example:
-        >>> import tempfile
-        >>> check_resume(tempfile.mkdtemp(), Kulkarni2018Config.quick(), seed=0)  # no checkpoint: fine
-    """
-    _load_checkpoint(Path(out_dir) / "checkpoint.pt", _cfg(config), seed)
+class _Readout(torch.nn.Module):
+    # The trained part of the network, the output weights W, as a module so that a
+    # snnlab.runs.Run checkpoints and restores it like the other models' networks.
+    def __init__(self, cfg):
+        super().__init__()
+        self.register_buffer("W", torch.zeros(N_OUT, cfg.n_hidden))
 
 
-def _load_checkpoint(path, cfg, seed):
-    state = read_checkpoint(path)
-    if state is None:
-        return None
-    if not isinstance(state, dict) or not {"config", "seed", "W", "history", "gen_state"} <= set(state):
-        raise ValueError(f"resume: {path} is not a kulkarni2018 checkpoint; use another --out or delete it")
-    diff = config_mismatch(state["config"], state["seed"], cfg, seed)
-    if diff:
-        raise ValueError(f"resume: the checkpoint in {path.parent} was made with another protocol "
-                         f"(differs in: {', '.join(diff)}); use another --out or delete it")
-    done = len(state["history"])
-    if cfg.epochs < done:
-        raise ValueError(f"resume: the checkpoint in {path.parent} has {done} epochs done; "
-                         f"epochs must be >= {done}, got {cfg.epochs}")
-    return state
+def _upgrade_checkpoint(ck):
+    # Checkpoints written before the runs went through snnlab.runs.Run held W, the history and
+    # the generator's state at the top level; the NormAD and evaluation times come from the history.
+    if isinstance(ck, dict) and "state" not in ck and {"config", "seed", "W", "history", "gen_state"} <= set(ck):
+        hist = ck["history"]
+        seconds = {"NormAD": sum(h["train_s"] for h in hist), "evaluation": sum(h["eval_s"] for h in hist)}
+        return {"config": ck["config"], "seed": ck["seed"], "model": {"W": ck["W"]},
+                "state": {"done": [len(hist)], "history": hist, "gen_state": ck["gen_state"], "seconds": seconds}}
+    return ck
 
 
 def reproduce(config: Kulkarni2018Config | None = None, out_dir="runs/kulkarni2018", device=None,
-              seed: int = 0, resume: bool = False, progress: bool = True) -> dict:
+              seed: int = 0, resume: bool = False, progress: bool = True, log=print) -> dict:
     """Train the CNN kernels, compute hidden spikes once, train ``W`` with NormAD, evaluate each epoch.
 
     Math: ``W <- W + lr sum_batch sum_t e(t) d(t)/||d(t)||``; accuracy = argmax spike count.
 
-    Writes into ``out_dir``: ``results.json`` (config, seed, device, torch version, per-epoch
-    train/test accuracy, best test accuracy and epoch, seconds per phase), ``weights.pt``
-    (``W``, kernels, config), ``checkpoint.pt`` (for ``resume``) and the hidden-event caches
-    ``hidden_{train,test}_<key>.pt`` (reused when the model-defining config is unchanged).
-    Every file is written atomically with a SHA-256 sidecar and verified when read
-    (:mod:`snnlab.integrity`); the folder is locked while the run lasts, and without
+    Writes into ``out_dir`` (a :class:`snnlab.runs.Run`): ``results.json`` (the run's header,
+    per-epoch train/test accuracy in ``history``, ``best_test_accuracy`` and its epoch,
+    ``final_test_accuracy``, seconds per phase), ``weights.pt`` (``W``, kernels, config),
+    ``checkpoint.pt`` (after every epoch, for ``resume``) and the kernel and hidden-event caches
+    ``kernels_<key>.pt``, ``hidden_{train,test}_<key>.pt`` (reused when the model-defining
+    config is unchanged). Every file is written atomically with a SHA-256 sidecar and verified
+    when read (:mod:`snnlab.integrity`); the folder is locked while the run lasts, and without
     ``resume`` a folder holding an interrupted run is refused (``ValueError``).
 
     Args:
@@ -824,22 +807,24 @@ def reproduce(config: Kulkarni2018Config | None = None, out_dir="runs/kulkarni20
         out_dir: output folder (created).
         device: ``None``/``"auto"`` picks CUDA when present.
         seed: seeds the CNN, sample selection and shuffling (0..2**32 - 1).
-        resume: continue from ``checkpoint.pt``; one of another protocol or seed raises
-            ``ValueError`` (see :func:`check_resume`), ``epochs`` may grow.
+        resume: continue from ``checkpoint.pt`` (also one written before the runs went through
+            :class:`~snnlab.runs.Run`); one of another protocol or seed raises ``ValueError``
+            (:meth:`snnlab.runs.Run.check_resume` checks it beforehand), ``epochs`` may grow.
         progress: tqdm bars.
+        log: where one-line messages go.
 
     Returns:
         The results dict written to ``results.json``.
 
     Shape:
-        - results["epochs"]: list of dicts ``{epoch, train_acc, test_acc, seconds}``.
+        - results["history"]: list of dicts ``{epoch, lr, train_acc, test_acc, train_s, eval_s}``.
 
     Example:
         >>> import tempfile
         >>> cfg = Kulkarni2018Config.quick(n_train=20, n_test=10, epochs=1, cnn_samples=64, n_steps=200)
         >>> r = reproduce(cfg, tempfile.mkdtemp(), "cpu", progress=False)  # doctest: +SKIP
         >>> sorted(r)[:3]  # doctest: +SKIP
-        ['best_epoch', 'best_test_acc', 'config']
+        ['best_epoch', 'best_test_accuracy', 'cnn_train_accuracy']
     """
     from snnlab import default_device
 
@@ -857,28 +842,26 @@ def reproduce(config: Kulkarni2018Config | None = None, out_dir="runs/kulkarni20
         # The hidden and output loops run thousands of small element-wise ops, where intra-op
         # threads mostly add synchronisation; on a shared 2-core machine one thread was 2-10x faster.
         torch.set_num_threads(1)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
     try:
-        with FolderLock(out_dir):  # one run at a time in a folder
-            return _reproduce(cfg, out_dir, dev, seed, resume, progress)
+        with Run(out_dir, resume) as run:  # one run at a time in a folder
+            return _reproduce(run, cfg, dev, seed, progress, log)
     finally:
         torch.set_num_threads(n_threads)
 
 
-def _reproduce(cfg, out_dir, dev, seed, resume, progress):
+def _reproduce(run, cfg, dev, seed, progress, log):
     from snnlab.data import load_mnist
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ck_path = out / "checkpoint.pt"
-    remove_leftovers(out)  # of a killed run (the folder is locked)
-    state = _load_checkpoint(ck_path, cfg, seed) if resume else None  # refuse a mismatch before any work
-    if resume and state is None:
-        print(f"resume: no checkpoint in {out}; starting from scratch", flush=True)
-    if not resume:
-        check_fresh_start(out)  # never overwrite an interrupted run's checkpoint
-    t_start = time.perf_counter()
-    timings = {}
+    out = run.out
+    # The compiled loops run on the CPU whatever the device: 10 neurons stepped 1000 times
+    # per image are dispatch-bound on any accelerator, ~1 ms per image here.
+    train_dev = torch.device("cpu") if _kernels.available() else dev
+    net = _Readout(cfg)
+    fresh = {"done": [0], "history": [], "gen_state": None, "seconds": {}}
+    state = run.restore(net, cfg, seed, fresh, log)  # refuses a mismatch before any work
+    resumed_from = None if state is fresh else state["done"][0]
+    timer = PhaseTimer(state["seconds"])
+    save = run.saver(net, cfg, seed, state, timer)
 
     xtr, ytr = load_mnist(train=True)
     xte, yte = load_mnist(train=False)
@@ -886,122 +869,98 @@ def _reproduce(cfg, out_dir, dev, seed, resume, progress):
     tr_idx = torch.randperm(60000, generator=gen)[: cfg.n_train].sort().values
     cnn_idx = torch.randperm(60000, generator=gen)[: cfg.cnn_samples]
     te_idx = torch.arange(cfg.n_test)  # the first n_test test images (all 10k for the full run)
+    if state["gen_state"] is not None:
+        gen.set_state(state["gen_state"])  # the shuffles continue where the run stopped
 
     key = f"{_config_key(cfg)}_s{seed}"
 
     # 1. Kernels from the one-epoch non-spiking CNN.
-    t0 = time.perf_counter()
-    kpath = out / f"kernels_{key}.pt"
-    if kpath.exists():
-        kd = load_torch(kpath)
-        kernels, cnn_acc = kd["kernels"], kd["cnn_train_acc"]
-    else:
-        kernels, cnn_acc = train_kernels(xtr[cnn_idx], ytr[cnn_idx], cfg, seed, dev, progress)
-        save_torch({"kernels": kernels, "cnn_train_acc": cnn_acc}, kpath)
-    timings["cnn_s"] = time.perf_counter() - t0
+    with timer("CNN kernels"):
+        kpath = out / f"kernels_{key}.pt"
+        if kpath.exists():
+            kd = load_torch(kpath)
+            kernels, cnn_acc = kd["kernels"], kd["cnn_train_acc"]
+        else:
+            kernels, cnn_acc = train_kernels(xtr[cnn_idx], ytr[cnn_idx], cfg, seed, dev, progress)
+            save_torch({"kernels": kernels, "cnn_train_acc": cnn_acc}, kpath)
 
     # 2. Hidden spikes, once per image (they do not depend on W).
     def hidden_cache(name, x, y):
         path = out / f"hidden_{name}_{key}.pt"
-        if path.exists():
-            return HiddenEvents(**load_torch(path))
-        h = compute_hidden_events(x, y, kernels, cfg, dev, progress, desc=f"hidden ({name})")
-        save_torch(h.state_dict(), path)
-        return h
+        with timer(f"hidden {name}"):
+            if path.exists():
+                return HiddenEvents(**load_torch(path))
+            h = compute_hidden_events(x, y, kernels, cfg, dev, progress, desc=f"hidden ({name})")
+            save_torch(h.state_dict(), path)
+            return h
 
-    t0 = time.perf_counter()
     h_train = hidden_cache("train", xtr[tr_idx], ytr[tr_idx])
-    timings["hidden_train_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     h_test = hidden_cache("test", xte[te_idx], yte[te_idx])
-    timings["hidden_test_s"] = time.perf_counter() - t0
 
     # 3. NormAD training of the output weights.
-    history, start_epoch, W, t_train, t_eval = _train(cfg, dev, gen, state, h_train, h_test,
-                                                      ck_path, seed, progress)
-    timings["train_s"] = t_train
-    timings["eval_s"] = t_eval
-    timings["total_s"] = time.perf_counter() - t_start
+    net.to(train_dev)
+    _train(cfg, net.W, gen, state, timer, save, h_train, h_test, progress)
 
+    history = state["history"]
     best = max(history, key=lambda h: h["test_acc"]) if history else {"epoch": 0, "test_acc": float("nan")}
     spt = h_train.spikes_per_image().double()
-    results = {
-        "model": "kulkarni2018",
-        "config": asdict(cfg),
-        "seed": seed,
-        "device": str(dev),
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "cnn_train_acc": cnn_acc,
-        "hidden_spikes_per_image_mean": float(spt.mean()) if len(spt) else 0.0,
-        "epochs": history,
-        "best_test_acc": best["test_acc"],
-        "best_epoch": best["epoch"],
-        "final_test_acc": history[-1]["test_acc"] if history else float("nan"),
-        "paper_test_acc": PAPER_ACCURACY,
-        # the same keys, in percent, as the other models' results (read by the CLI)
+    results = run.header("kulkarni2018", cfg, seed, dev)
+    results.update({
+        "history": history,
         "best_test_accuracy": best["test_acc"],
+        "best_epoch": best["epoch"],
+        "final_test_accuracy": history[-1]["test_acc"] if history else float("nan"),
         "paper_accuracy": PAPER_ACCURACY,
-        "timings": timings,
-        "resumed_from_epoch": start_epoch if state is not None else None,
-    }
-    save_torch({"W": W.cpu(), "kernels": kernels, "config": asdict(cfg)}, out / "weights.pt")
-    write_results(out, results)
+        "cnn_train_accuracy": cnn_acc,
+        "hidden_spikes_per_image_mean": float(spt.mean()) if len(spt) else 0.0,
+        "resumed_from_epoch": resumed_from,
+        "wall_time_per_phase_s": timer.seconds,
+    })
+    save_torch({"W": net.W.cpu(), "kernels": kernels, "config": asdict(cfg)}, out / "weights.pt")
+    run.write_results(results)
     return results
 
 
-def _train(cfg, dev, gen, state, h_train, h_test, ck_path, seed, progress):
-    # The compiled loops run on the CPU whatever the device: 10 neurons stepped 1000 times
-    # per image are dispatch-bound on any accelerator, ~1 ms per image here.
+def _train(cfg, W, gen, state, timer, save, h_train, h_test, progress):
+    # NormAD epochs from state["done"][0] on, W updated in place; state and checkpoint after each
     compiled = _kernels.available()
-    if compiled:
-        dev = torch.device("cpu")
-    W = torch.zeros(N_OUT, cfg.n_hidden, device=dev)
-    history, start_epoch = [], 0
-    if state is not None:
-        W = state["W"].to(dev).float().contiguous()
-        history = state["history"]
-        start_epoch = len(history)
-        gen.set_state(state["gen_state"])
+    dev = W.device
     g = normad_kernel(cfg.n_steps, cfg.synapse, cfg.normad_tau).float().to(dev)
     desired = target_steps(cfg)
-    t_train = sum(h["train_s"] for h in history)
-    t_eval = sum(h["eval_s"] for h in history)
-    epochs = range(start_epoch, cfg.epochs)
+    start = state["done"][0]
+    epochs = range(start, cfg.epochs)
     if progress:
         from tqdm.auto import tqdm
-        epochs = tqdm(epochs, desc="NormAD epochs", initial=start_epoch, total=cfg.epochs)
+        epochs = tqdm(epochs, desc="NormAD epochs", initial=start, total=cfg.epochs)
     for ep in epochs:
-        t0 = time.perf_counter()
         lr = cfg.lr_at(ep)
-        perm = torch.randperm(len(h_train), generator=gen).tolist()
-        correct = 0
-        # compiled: pieces of whole batches, so that the bar moves; torch: one batch at a time
-        step = cfg.batch_size * max(1, 2048 // cfg.batch_size) if compiled else cfg.batch_size
-        starts = range(0, len(perm), step)
-        if progress:  # an epoch of the full protocol takes minutes
-            starts = tqdm(starts, desc=f"epoch {ep + 1} (lr {lr:g} pA)", leave=False,
-                          unit_scale=step, unit="img")
-        for i in starts:
-            idx = perm[i:i + step]
-            if compiled:
-                correct += _kernels.train_epoch(h_train, W, lr, cfg, idx, g, desired)
-                continue
-            ev = h_train.batch(idx)
-            labels = h_train.labels[idx]
-            outs, cur = output_layer(ev, len(idx), W, cfg)
-            correct += int((_predict(outs, cur).cpu() == labels).sum())
-            W += lr * normad_update(ev, len(idx), outs, labels.to(dev), desired, g, cfg.n_hidden)
-        tr_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        test_acc = evaluate(h_test, W, cfg)
-        ev_s = time.perf_counter() - t0
-        t_train += tr_s
-        t_eval += ev_s
-        history.append({"epoch": ep + 1, "lr": lr, "train_acc": 100.0 * correct / len(perm), "test_acc": test_acc,
-                        "train_s": tr_s, "eval_s": ev_s})
+        seconds = dict(timer.seconds)
+        with timer("NormAD"):
+            perm = torch.randperm(len(h_train), generator=gen).tolist()
+            correct = 0
+            # compiled: pieces of whole batches, so that the bar moves; torch: one batch at a time
+            step = cfg.batch_size * max(1, 2048 // cfg.batch_size) if compiled else cfg.batch_size
+            starts = range(0, len(perm), step)
+            if progress:  # an epoch of the full protocol takes minutes
+                starts = tqdm(starts, desc=f"epoch {ep + 1} (lr {lr:g} pA)", leave=False,
+                              unit_scale=step, unit="img")
+            for i in starts:
+                idx = perm[i:i + step]
+                if compiled:
+                    correct += _kernels.train_epoch(h_train, W, lr, cfg, idx, g, desired)
+                    continue
+                ev = h_train.batch(idx)
+                labels = h_train.labels[idx]
+                outs, cur = output_layer(ev, len(idx), W, cfg)
+                correct += int((_predict(outs, cur).cpu() == labels).sum())
+                W += lr * normad_update(ev, len(idx), outs, labels.to(dev), desired, g, cfg.n_hidden)
+        with timer("evaluation"):
+            test_acc = evaluate(h_test, W, cfg)
+        spent = {k: timer.seconds[k] - seconds.get(k, 0.0) for k in ("NormAD", "evaluation")}
+        state["history"].append({"epoch": ep + 1, "lr": lr, "train_acc": 100.0 * correct / len(perm),
+                                 "test_acc": test_acc, "train_s": spent["NormAD"], "eval_s": spent["evaluation"]})
+        state["done"][0] = ep + 1
+        state["gen_state"] = gen.get_state()
         if progress:
-            epochs.set_postfix(train=f"{history[-1]['train_acc']:.1f}", test=f"{test_acc:.1f}")
-        save_torch({"config": asdict(cfg), "seed": seed, "W": W.cpu(), "history": history,
-                    "gen_state": gen.get_state()}, ck_path)
-    return history, start_epoch, W, t_train, t_eval
+            epochs.set_postfix(train=f"{state['history'][-1]['train_acc']:.1f}", test=f"{test_acc:.1f}")
+        save()
