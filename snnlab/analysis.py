@@ -415,8 +415,20 @@ def space_scores(x, labels, k: int = 5, folds: int = 5, seed: int = 0) -> dict:
 PROVENANCE_KEYS = ("command", "date", "commit", "device", "device_name", "threads", "torch", "snnlab", "seed")
 
 
+#: results.json names of kulkarni2018 runs made before they went through snnlab.runs.Run -> today's
+_KULKARNI_RENAMED = {"best_test_acc": "best_test_accuracy", "final_test_acc": "final_test_accuracy",
+                     "paper_test_acc": "paper_accuracy", "cnn_train_acc": "cnn_train_accuracy", "epochs": "history",
+                     "torch_version": "torch", "python_version": "python"}
+_KULKARNI_PHASES = {"cnn_s": "CNN kernels", "hidden_train_s": "hidden train", "hidden_test_s": "hidden test",
+                    "train_s": "NormAD", "eval_s": "evaluation"}  # total_s: their sum, not a phase
+
+
 def read_results(folder):
     r"""The ``results.json`` of a run folder as a dict, or ``None`` when the folder has none.
+
+    Results stored under earlier names (Kulkarni & Rajendran runs before they went through
+    :class:`snnlab.runs.Run`: ``best_test_acc``, ``epochs``, ``timings``, ...) also get today's
+    (``best_test_accuracy``, ``history``, ``wall_time_per_phase_s``, ...); the file is not changed.
 
     Args:
         folder: a run folder (e.g. ``results/kheradpisheh2018_quick``).
@@ -448,6 +460,13 @@ def read_results(folder):
         raise ValueError(f"folder: {path} is not readable JSON ({err})") from None
     if not isinstance(out, dict):
         raise ValueError(f"folder: {path} holds a {type(out).__name__}, expected a JSON object")
+    if out.get("model") == "kulkarni2018":
+        for old, new in _KULKARNI_RENAMED.items():
+            if old in out:
+                out.setdefault(new, out[old])
+        if isinstance(out.get("timings"), dict):
+            out.setdefault("wall_time_per_phase_s", {new: out["timings"][old] for old, new in _KULKARNI_PHASES.items()
+                                                     if old in out["timings"]})
     return out
 
 

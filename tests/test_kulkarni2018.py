@@ -398,3 +398,45 @@ def test_forward_benchmark_script_batch_sizes_agree(tmp_path):
     with pytest.raises(SystemExit) as err:
         bench.main(["--batch", "one"])
     assert err.value.code == 2
+
+
+def test_a_checkpoint_written_before_run_resumes_to_the_same_weights(tiny_run, tmp_path):
+    # checkpoints of runs made before they went through snnlab.runs.Run held W, history and
+    # gen_state at the top level: resuming from one gives what resuming from today's gives
+    from snnlab.integrity import save_torch
+
+    out, _ = tiny_run
+    now = torch.load(out / "checkpoint.pt", weights_only=False)
+    for name, ck in (("old", {"config": now["config"], "seed": now["seed"], "W": now["model"]["W"],
+                              "history": now["state"]["history"], "gen_state": now["state"]["gen_state"]}),
+                     ("now", now)):
+        d = tmp_path / name
+        d.mkdir()
+        for f in list(out.glob("hidden_*.pt")) + list(out.glob("kernels_*.pt")):
+            shutil.copy(f, d / f.name)
+        save_torch(ck, d / "checkpoint.pt")
+        with pytest.raises(ValueError, match="epochs must be >= 2"):
+            Run(d, resume=True).check_resume(Kulkarni2018Config.quick(**{**TINY, "epochs": 1}), seed=1)
+        reproduce(Kulkarni2018Config.quick(**{**TINY, "epochs": 3}), d, "cpu", seed=1, resume=True, progress=False)
+    a, b = (torch.load(tmp_path / n / "checkpoint.pt", weights_only=False) for n in ("old", "now"))
+    assert torch.equal(a["model"]["W"], b["model"]["W"])
+    strip = lambda h: [(e["train_acc"], e["test_acc"]) for e in h]  # noqa: E731
+    assert strip(a["state"]["history"]) == strip(b["state"]["history"]) and len(a["state"]["history"]) == 3
+    save_torch({"W": now["model"]["W"]}, tmp_path / "now" / "checkpoint.pt")
+    with pytest.raises(ValueError, match="is not a checkpoint of this model"):
+        Run(tmp_path / "now", resume=True).check_resume(Kulkarni2018Config.quick(**TINY), seed=1)
+
+
+def test_stored_results_are_read_under_todays_names():
+    from pathlib import Path
+
+    from snnlab.analysis import provenance, read_results
+
+    folder = Path(__file__).parents[1] / "results" / "kulkarni2018_lif"
+    raw = json.loads((folder / "results.json").read_text())
+    r = read_results(folder)
+    assert r["best_test_accuracy"] == raw["best_test_acc"] and r["final_test_accuracy"] == raw["final_test_acc"]
+    assert r["history"] == raw["epochs"] and r["torch"] == raw["torch_version"]
+    total = raw["timings"]["total_s"]
+    assert provenance(r)["wall_time_s"] == pytest.approx(total, rel=0.01)  # the phases, not their total twice
+    assert json.loads((folder / "results.json").read_text()) == raw  # the file is not changed
