@@ -391,8 +391,10 @@ def normad_kernel(n_steps: int, synapse: SynapseParams | None = None, tau_m: flo
         >>> float(g[0]), bool(g.argmax() > synaptic_kernel(1000).argmax())
         (0.0, True)
     """
+    if synapse is not None and not isinstance(synapse, SynapseParams):
+        raise TypeError(f"synapse: expected a SynapseParams or None, got {type(synapse).__name__}")
     p = SynapseParams() if synapse is None else synapse
-    k = synaptic_kernel(n_steps, p).numpy()  # checks n_steps and synapse
+    k = synaptic_kernel(n_steps, p).numpy()  # checks n_steps
     if isinstance(tau_m, bool) or not isinstance(tau_m, (int, float)) or not 0 < tau_m < float("inf"):
         raise ValueError(f"tau_m: expected a positive number (ms), got {tau_m!r}")
     h = np.exp(-np.arange(n_steps) * p.dt / tau_m)

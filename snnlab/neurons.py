@@ -95,11 +95,12 @@ class LIFParams:
         return int(round(self.t_ref / self.dt))
 
 
-def _params(params) -> LIFParams:
+def _params(params, kind=None):
+    kind = LIFParams if kind is None else kind  # SynapseParams is defined below
     if params is None:
-        return LIFParams()
-    if not isinstance(params, LIFParams):
-        raise TypeError(f"params: expected a LIFParams or None, got {type(params).__name__}")
+        return kind()
+    if not isinstance(params, kind):
+        raise TypeError(f"params: expected a {kind.__name__} or None, got {type(params).__name__}")
     return params
 
 
@@ -343,14 +344,6 @@ class SynapseParams:
         return math.exp(-self.dt / self.tau), math.exp(-self.dt / self.tau_s)
 
 
-def _synapse(params) -> SynapseParams:
-    if params is None:
-        return SynapseParams()
-    if not isinstance(params, SynapseParams):
-        raise TypeError(f"params: expected a SynapseParams or None, got {type(params).__name__}")
-    return params
-
-
 def synaptic_kernel(n_steps: int, params: SynapseParams | None = None) -> torch.Tensor:
     """Double-exponential synaptic kernel sampled every ``dt``.
 
@@ -368,7 +361,7 @@ def synaptic_kernel(n_steps: int, params: SynapseParams | None = None) -> torch.
         >>> float(k[0]), round(float(k.max()), 3), int(k.argmax())
         (0.0, 0.472, 23)
     """
-    p = _synapse(params)
+    p = _params(params, SynapseParams)
     n = check_positive_int(n_steps, "n_steps")
     t = torch.arange(n, dtype=torch.float64) * p.dt
     return torch.exp(-t / p.tau) - torch.exp(-t / p.tau_s)
@@ -393,7 +386,7 @@ def synaptic_trace(spikes: torch.Tensor, params: SynapseParams | None = None) ->
         >>> torch.allclose(synaptic_trace(s)[0], synaptic_kernel(30).float())
         True
     """
-    p = _synapse(params)
+    p = _params(params, SynapseParams)
     check_tensor(spikes, "spikes")
     a1, a2 = p.decays
     s = spikes.float()

@@ -153,6 +153,8 @@ def test_normad_rule_bad_arguments_raise_naming_argument():
         normad_update(ev, 2, out, torch.tensor([3]), want, g, 20)
     with pytest.raises(ValueError, match="tau_m"):
         normad_kernel(100, tau_m=0.0)
+    with pytest.raises(TypeError, match="synapse"):
+        normad_kernel(100, {"tau": 5.0})
 
 
 @pytest.fixture(scope="module")
