@@ -258,6 +258,11 @@ class Run:
             refused (``ValueError``) unless ``overwrite``.
         overwrite: start afresh even over an interrupted run (its checkpoint is deleted).
 
+    A checkpoint is checked against the config class of the run that continues it: besides
+    its ``RESUME_FREE`` and ``LAYER_FIELDS``, the class may define ``upgrade_checkpoint``
+    (checkpoint -> checkpoint) to read those an earlier version of its model wrote, and an
+    ``int`` ``epochs`` (one training stage) may grow past the epochs done.
+
     Raises:
         snnlab.integrity.FolderBusyError: another process is running in ``out``.
 

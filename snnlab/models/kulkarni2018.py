@@ -4,13 +4,14 @@ Pipeline (units ms, mV, pA, nS, pF; ``dt = 0.1`` ms, ``T = 1000`` steps = 100 ms
 
 1. pixel ``k`` (0..255) -> constant current ``I = I0 + k Ip`` -> input LIF neuron -> regular
    spike train (a pixel of 0 sits below the 2.7 nA rheobase and never fires);
-2. input spikes -> synaptic trace ``c(t) = sum_s exp(-(t-s)/tau) - exp(-(t-s)/tau_s)`` ->
+2. input spikes -> synaptic trace ``c(t) = sum_s exp(-(t-s)/tau) - exp(-(t-s)/tau_s)``
+   (:func:`snnlab.neurons.synaptic_trace` with :attr:`Kulkarni2018Config.synapse`) ->
    12 fixed 3x3 kernels (from a one-epoch non-spiking CNN) applied at every step -> current
-   into 12x26x26 = 8112 hidden LIF neurons;
+   into 12x26x26 = 8112 hidden LIF neurons (:attr:`Kulkarni2018Config.n_hidden`);
 3. hidden spikes -> traces -> ``I = W c(t)`` into 10 output LIF neurons, which inhibit each
    other through their own traces; the class is the output with the most spikes;
-4. ``W`` is trained with NormAD towards one spike every 3.5 ms from 10 ms on for the correct
-   output and silence for the others.
+4. ``W`` is trained with NormAD (:func:`snnlab.learning.normad_update`) towards one spike
+   every 3.5 ms from 10 ms on for the correct output and silence for the others.
 
 The *fast* variant (Dimovska's report) convolves the image once and drives each hidden neuron
 with ``I(t) = a F exp(-t / tau1)``; since the current only decays, the simulation stops as soon
@@ -20,7 +21,9 @@ Hidden spike trains do not depend on ``W``: :func:`reproduce` computes them once
 stores them as compact (neuron, step) event lists and reuses them every epoch. The output
 layer and NormAD then run in compiled loops on the CPU (:mod:`._kulkarni_kernels`, numba),
 ~0.3-1 ms per image with the paper's per-image updates, so the whole 20-epoch protocol on 60k
-images takes minutes; without numba the torch functions below do the same work ~100x slower.
+images takes minutes; without numba the torch functions (:func:`output_layer` and NormAD's
+reference definition) do the same work ~100x slower. A run's folder is a :class:`snnlab.runs.Run`,
+like the other models'.
 """
 from __future__ import annotations
 
