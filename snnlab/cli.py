@@ -137,7 +137,8 @@ def _prepare(cfg, args, out: Path) -> None:
     from .runs import CHECKPOINT, Run, check_fresh_start
 
     if args.resume:  # refuse a corrupted or incompatible checkpoint
-        Run(out, resume=True).check_resume(cfg, args.seed)
+        with Run(out, resume=True) as run:  # released even when it refuses (a traceback keeps run alive)
+            run.check_resume(cfg, args.seed)
     elif check_fresh_start(out, args.overwrite):
         print(f"--overwrite: the interrupted run in {out} is discarded", flush=True)
     elif (out / CHECKPOINT).is_file():

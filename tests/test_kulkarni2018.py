@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from snnlab import cli
+from snnlab import cli, integrity
 from snnlab.data import load_mnist
 from snnlab.models.kulkarni2018 import (
     HiddenEvents,
@@ -28,6 +28,11 @@ from snnlab.neurons import lif_step, synaptic_kernel, synaptic_trace
 from snnlab.runs import Run
 
 TINY = dict(n_train=200, n_test=200, epochs=2, cnn_samples=1000, variant="fast")  # fast: seconds, not minutes
+
+
+def check_resume(out, config, seed):
+    with Run(out, resume=True) as run:  # the folder's lock is released even when it refuses
+        run.check_resume(config, seed)
 
 
 @pytest.fixture(scope="module")
@@ -267,16 +272,17 @@ def test_resume_refuses_another_protocol_fewer_epochs_or_a_broken_file(tiny_run,
         reproduce(Kulkarni2018Config.quick(**{**TINY, "lr": 100.0}), tmp_path, "cpu", seed=1, resume=True,
                   progress=False)
     with pytest.raises(ValueError, match="differs in: seed"):
-        Run(tmp_path, resume=True).check_resume(Kulkarni2018Config.quick(**TINY), seed=2)
+        check_resume(tmp_path, Kulkarni2018Config.quick(**TINY), seed=2)
     with pytest.raises(ValueError, match=f"epochs must be >= {done}"):
-        Run(tmp_path, resume=True).check_resume(Kulkarni2018Config.quick(**{**TINY, "epochs": 1}), seed=1)
-    Run(tmp_path, resume=True).check_resume(Kulkarni2018Config.quick(**{**TINY, "epochs": done + 2}), seed=1)  # fine
+        check_resume(tmp_path, Kulkarni2018Config.quick(**{**TINY, "epochs": 1}), seed=1)
+    check_resume(tmp_path, Kulkarni2018Config.quick(**{**TINY, "epochs": done + 2}), seed=1)  # fine
     with pytest.raises(SystemExit) as stop:  # the CLI refuses at once, in one line
         cli.main(["reproduce", "kulkarni2018", "--quick", "--out", str(tmp_path), "--resume", "--seed", "1"])
     assert stop.value.code == 2 and "differs in:" in capsys.readouterr().err
+    assert not integrity._HELD  # no refusal leaves the folder locked
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="unreadable"):
-        Run(tmp_path, resume=True).check_resume(Kulkarni2018Config.quick(**TINY), seed=1)
+        check_resume(tmp_path, Kulkarni2018Config.quick(**TINY), seed=1)
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"not a checkpoint"  # nothing overwritten
 
 
@@ -409,6 +415,7 @@ def test_a_checkpoint_written_before_run_resumes_to_the_same_weights(tiny_run, t
 
     out, _ = tiny_run
     now = torch.load(out / "checkpoint.pt", weights_only=False)
+    done = now["state"]["done"][0]  # 2, or 3 after test_resume_continues_from_checkpoint
     for name, ck in (("old", {"config": now["config"], "seed": now["seed"], "W": now["model"]["W"],
                               "history": now["state"]["history"], "gen_state": now["state"]["gen_state"]}),
                      ("now", now)):
@@ -417,16 +424,17 @@ def test_a_checkpoint_written_before_run_resumes_to_the_same_weights(tiny_run, t
         for f in list(out.glob("hidden_*.pt")) + list(out.glob("kernels_*.pt")):
             shutil.copy(f, d / f.name)
         save_torch(ck, d / "checkpoint.pt")
-        with pytest.raises(ValueError, match="epochs must be >= 2"):
-            Run(d, resume=True).check_resume(Kulkarni2018Config.quick(**{**TINY, "epochs": 1}), seed=1)
-        reproduce(Kulkarni2018Config.quick(**{**TINY, "epochs": 3}), d, "cpu", seed=1, resume=True, progress=False)
+        with pytest.raises(ValueError, match=f"epochs must be >= {done}"):
+            check_resume(d, Kulkarni2018Config.quick(**{**TINY, "epochs": 1}), seed=1)
+        reproduce(Kulkarni2018Config.quick(**{**TINY, "epochs": done + 1}), d, "cpu", seed=1, resume=True,
+                  progress=False)
     a, b = (torch.load(tmp_path / n / "checkpoint.pt", weights_only=False) for n in ("old", "now"))
     assert torch.equal(a["model"]["W"], b["model"]["W"])
     strip = lambda h: [(e["train_acc"], e["test_acc"]) for e in h]  # noqa: E731
-    assert strip(a["state"]["history"]) == strip(b["state"]["history"]) and len(a["state"]["history"]) == 3
+    assert strip(a["state"]["history"]) == strip(b["state"]["history"]) and len(a["state"]["history"]) == done + 1
     save_torch({"W": now["model"]["W"]}, tmp_path / "now" / "checkpoint.pt")
     with pytest.raises(ValueError, match="is not a checkpoint of this model"):
-        Run(tmp_path / "now", resume=True).check_resume(Kulkarni2018Config.quick(**TINY), seed=1)
+        check_resume(tmp_path / "now", Kulkarni2018Config.quick(**TINY), seed=1)
 
 
 def test_stored_results_are_read_under_todays_names():
