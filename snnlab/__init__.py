@@ -37,8 +37,8 @@ _EXPORTS = {
     "RateDoubling": "learning", "adaptive_rstdp_rates": "learning", "convergence": "learning",
     "LinearSVM": "svm", "select_svm_c": "svm",
 }
-_SUBMODULES = ("retina", "coding", "layers", "competition", "learning", "learners", "training", "neurons", "svm", "metrics",
-               "data", "images", "io", "runs", "integrity", "models", "analysis", "viz", "widgets", "cli")
+_SUBMODULES = ("retina", "coding", "layers", "competition", "learning", "learners", "training", "neurons", "svm",
+               "metrics", "data", "images", "io", "runs", "integrity", "models", "analysis", "viz", "widgets", "cli")
 
 __all__ = ["quick_mode", "default_device", "pretrained", "Pretrained", *_EXPORTS]
 
