@@ -80,7 +80,7 @@ def read_image(path, size=None, name: str = "image") -> torch.Tensor:
             if size is not None:
                 grey = grey.resize((int(size[1]), int(size[0])), Image.BILINEAR)
             return torch.from_numpy(np.array(grey, dtype=np.uint8, copy=True))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as err:
         reason = " ".join(str(err).split()) or type(err).__name__
         raise ImageError(f"{name}: {path} is not a readable image ({reason})") from None
 

@@ -84,6 +84,10 @@ def test_folder_layout_errors(tmp_path):
     (one / "dogs" / "notes.txt").write_text("no image here")
     with pytest.raises(ValueError, match="dogs holds no image"):
         list_image_folder(one)
+    (one / "dogs" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ImageError, match=r"^path: .*b.png is not a readable image"):
+        sd.encoded_folder(Encoder.kheradpisheh2018(), one, root=tmp_path)
+    assert not (tmp_path / "cache").exists()  # nothing written
     Image.new("L", (5, 4)).save(one / "dogs" / "b.png")
     files, labels, classes = list_image_folder(one)
     with pytest.raises(ImageError, match="images of several sizes"):
