@@ -1,4 +1,5 @@
-"""MNIST, found offline first and verified, plus on-disk caches of encoded spike times.
+"""MNIST, found offline first and verified, folders of your own labelled images, and on-disk
+caches of their encoded spike times.
 
 Data root, in order of precedence: the ``root`` argument, the ``SNNLAB_DATA`` environment
 variable, then ``data/`` of the source checkout (or of the current directory when the
