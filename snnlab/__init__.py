@@ -12,7 +12,8 @@ Modules (functional core + ``nn.Module`` layers and learners):
 - :mod:`snnlab.learning` -- the STDP and R-STDP rules, learning-rate schedules
 - :mod:`snnlab.learners` -- STDP and R-STDP learners attached to a layer, on the fast exact engine
 - :mod:`snnlab.training` -- the engine: exact chunked and batched training loops, decisions
-- :mod:`snnlab.data` -- offline, verified MNIST and encoded caches
+- :mod:`snnlab.data` -- offline, verified MNIST, folders of labelled images, encoded caches
+- :mod:`snnlab.images` -- image files as MNIST-like digits, folders of labelled images
 - :mod:`snnlab.pretrained` -- trained networks by name (:func:`pretrained`), verified by SHA-256
 """
 import os
@@ -36,8 +37,8 @@ _EXPORTS = {
     "RateDoubling": "learning", "adaptive_rstdp_rates": "learning", "convergence": "learning",
     "LinearSVM": "svm", "select_svm_c": "svm",
 }
-_SUBMODULES = ("retina", "coding", "layers", "competition", "learning", "learners", "training", "neurons", "svm", "metrics",
-               "data", "io", "runs", "integrity", "models", "analysis", "viz", "widgets", "cli")
+_SUBMODULES = ("retina", "coding", "layers", "competition", "learning", "learners", "training", "neurons", "svm",
+               "metrics", "data", "images", "io", "runs", "integrity", "models", "analysis", "viz", "widgets", "cli")
 
 __all__ = ["quick_mode", "default_device", "pretrained", "Pretrained", *_EXPORTS]
 

@@ -1,4 +1,5 @@
-"""Command line: ``snnlab reproduce MODEL`` (also ``python -m snnlab``).
+"""Command line: ``snnlab reproduce MODEL``, ``snnlab evaluate NAME``, ``snnlab classify NAME
+IMAGE...`` (also ``python -m snnlab``).
 
 Examples::
 
@@ -6,6 +7,9 @@ Examples::
     snnlab reproduce mozafari2019 --device cuda --out runs/mz-full
     snnlab reproduce mozafari2019 --quick --epochs 1,1,2 --train-samples 2000,4000,10000
     snnlab reproduce mozafari2019 --out runs/mz-full --resume
+    snnlab reproduce kheradpisheh2018 --quick --data folder:my_images --set image_size=[64,64]
+    snnlab evaluate kheradpisheh2018_quick
+    snnlab classify mozafari2019_quick digit.png photo.jpg
 
 Bad arguments, missing or corrupted data and files, and a folder in use fail at once with a
 one-line message and exit code 2, before any work; Ctrl-C ends with one line and exit code
@@ -30,6 +34,9 @@ SEED_LIMIT = 2 ** 32
 
 #: command-line option -> config field, where a model names it differently
 _ALIASES = {"train_samples": ("train_samples", "n_train"), "test_samples": ("test_samples", "n_test")}
+
+#: models whose protocol takes another dataset (``--data``)
+_DATA = "the dataset: mnist (default) or folder:PATH, a folder PATH/<class>/<image> (kheradpisheh2018 only)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,7 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--test-samples", type=int, help="test samples (at most 10000)")
     r.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any config field (JSON value), e.g. --set rstdp_mode='\"batched\"'")
+    r.add_argument("--data", help=_DATA)
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    e = sub.add_parser("evaluate", help="measure a trained network's accuracy on the MNIST test set again")
+    e.add_argument("name", help="a trained network (see snnlab.pretrained.names())")
+    e.add_argument("--test-samples", type=int, help="the first N test digits (default: all 10000)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    c = sub.add_parser("classify", help="the decision of a trained network on image files")
+    c.add_argument("name", help="a trained network (see snnlab.pretrained.names())")
+    c.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size, colour or polarity)")
     return p
 
 
@@ -108,14 +123,17 @@ def _config(mod, args):
     fields = {f.name for f in dataclasses.fields(cfg_cls)}
     defaults = cfg_cls()
     over = {}
-    for option in ("epochs", "train_samples", "test_samples"):
+    for option in ("epochs", "train_samples", "test_samples", "data"):
         given = getattr(args, option)
         if given is None:
             continue
         key = next((k for k in _ALIASES.get(option, (option,)) if k in fields), None)
+        if key is None and option == "data":
+            raise ValueError(f"--data: {args.model} learns from MNIST only (image folders serve kheradpisheh2018), "
+                             f"got {given!r}")
         if key is None:
             raise ValueError(f"--{option.replace('_', '-')}: not a setting of {args.model}")
-        over[key] = given if isinstance(given, int) else _per_layer(option, given, getattr(defaults, key))
+        over[key] = given if isinstance(given, (int, str)) else _per_layer(option, given, getattr(defaults, key))
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
@@ -143,19 +161,82 @@ def _prepare(cfg, args, out: Path) -> None:
         print(f"--overwrite: the interrupted run in {out} is discarded", flush=True)
     elif (out / CHECKPOINT).is_file():
         print(f"starting over: the finished run in {out} is replaced (--resume would continue it)", flush=True)
-    ensure_mnist()
+    if getattr(cfg, "data", "mnist") == "mnist":
+        ensure_mnist()
+
+
+def _check_folder(cfg) -> None:
+    # every image of a --data folder read once, before the output folder is touched: a bad
+    # file or layout stops the command with nothing written
+    from .images import list_image_folder, read_image_folder
+
+    data = getattr(cfg, "data", "mnist")
+    if data != "mnist":
+        read_image_folder(list_image_folder(data[len("folder:"):], "--data")[0], cfg.image_size, "--data")
+
+
+def _evaluate(args, parser) -> int:
+    from .pretrained import evaluate, pretrained
+
+    try:  # bad data files raise DataIntegrityError, a ValueError
+        if args.test_samples is not None and not 1 <= args.test_samples <= 10000:
+            raise ValueError(f"--test-samples: expected an int in 1..10000, got {args.test_samples}")
+        p = pretrained(args.name)
+        r = evaluate(p, args.test_samples, progress=not args.no_progress)
+    except (ValueError, TypeError, OSError) as err:
+        parser.exit(2, f"snnlab: error: {_one_line(err)}\n")
+    n = r["samples"]
+    differs = n == 10000 and round(r["accuracy"], 2) != round(p.accuracy, 2)
+    if n < 10000:
+        verdict = f"the registered {p.accuracy:.2f}% is on all 10000"
+    else:
+        verdict = f"registered: {p.accuracy:.2f}%, " + ("DIFFERENT" if differs else "the same")
+    print(f"{args.name}: test accuracy {r['accuracy']:.2f}% on the first {n} test digits ({verdict}), "
+          f"{r['seconds']:.0f} s", flush=True)
+    return 1 if differs else 0
+
+
+def _classify(args, parser) -> int:
+    import torch
+
+    from .images import mnist_like, read_image
+    from .pretrained import predict, pretrained
+
+    try:  # every image read before any decision is printed
+        digits = torch.stack([mnist_like(read_image(f, name="IMAGE"), name=f"IMAGE {f}") for f in args.images])
+        p = pretrained(args.name)
+        out = predict(p, digits)
+    except (ValueError, TypeError, OSError) as err:
+        parser.exit(2, f"snnlab: error: {_one_line(err)}\n")
+    for i, f in enumerate(args.images):
+        d = int(out["decision"][i])
+        line = f"{f}: {d}" if d >= 0 else f"{f}: no decision (no conv3 neuron reached a positive potential)"
+        if "feature" in out and d >= 0:
+            line += f" (conv3 feature {int(out['feature'][i])}, potential {float(out['potential'][i]):.2f})"
+        print(line, flush=True)
+    return 0
 
 
 def main(argv=None) -> int:
     """Entry point of the ``snnlab`` command; returns the exit code (errors exit through
-    ``SystemExit``: 2 for bad input, 130 for Ctrl-C)."""
+    ``SystemExit``: 2 for bad input, 130 for Ctrl-C). ``evaluate`` returns 1 when the whole
+    test set gives another accuracy than the recorded one."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "reproduce":
+        return _reproduce(args, parser)
+    try:
+        return _evaluate(args, parser) if args.command == "evaluate" else _classify(args, parser)
+    except KeyboardInterrupt:
+        parser.exit(130, "snnlab: interrupted\n")
+
+
+def _reproduce(args, parser) -> int:
     from . import default_device
     from .data import DataIntegrityError
     from .integrity import FolderLock, IntegrityError
     from .runs import check_writable
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     out = Path(args.out or f"runs/{args.model}{'-quick' if args.quick else ''}")
     lock = FolderLock(out)
     try:
@@ -163,6 +244,7 @@ def main(argv=None) -> int:
             mod = models.get(args.model)
             cfg = _config(mod, args)
             device = default_device(args.device)
+            _check_folder(cfg)
             check_writable(out)
             lock.acquire()  # released on any exit; the OS drops it if the process is killed
             _prepare(cfg, args, out)

@@ -1,4 +1,5 @@
-"""MNIST, found offline first and verified, plus on-disk caches of encoded spike times.
+"""MNIST, found offline first and verified, folders of your own labelled images, and on-disk
+caches of their encoded spike times.
 
 Data root, in order of precedence: the ``root`` argument, the ``SNNLAB_DATA`` environment
 variable, then ``data/`` of the source checkout (or of the current directory when the
@@ -11,11 +12,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,8 @@ __all__ = [
     "load_mnist",
     "mnist_dataset",
     "encoded_mnist",
+    "EncodedFolder",
+    "encoded_folder",
 ]
 
 #: SHA-256 of the four uncompressed MNIST files (canonical LeCun release).
@@ -245,6 +250,40 @@ def _cache_key(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _cached_encoding(encoder, images, n: int, params: dict, prefix: str, root, batch_size: int, device,
+                     progress: bool, desc: str) -> torch.Tensor:
+    # spike times of the n images that images() gives, from <root>/cache/<prefix>-<key>.pt
+    # when it holds them (key, length and CRC checked), else encoded and stored there
+    key = _cache_key(params)
+    path = data_root(root) / "cache" / f"{prefix}-{key}.pt"
+    if path.exists() and not path.is_file():  # say so before encoding, not after
+        raise _not_a_file(path)
+    if path.is_file():
+        try:
+            blob = torch.load(path, weights_only=True)
+            if (blob.get("key") == key and tuple(blob["times"].shape[:1]) == (n,)
+                    and zlib.crc32(blob["times"].numpy().tobytes()) == blob["crc"]):
+                return blob["times"]
+        except Exception:  # unreadable or truncated cache: rebuild it
+            pass
+    pixels = images()
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    rng = range(0, n, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        rng = tqdm(rng, desc=desc, unit="batch")
+    times = torch.cat([encoder.encode_batch(pixels[i:i + batch_size].to(device)).cpu() for i in rng])
+    blob = {"key": key, "params": params, "times": times, "crc": zlib.crc32(times.numpy().tobytes())}
+    try:  # the cache holds its own CRC: no sidecar
+        atomic_write(path, lambda f: torch.save(blob, f), checked=False)
+    except OSError as err:  # the encoding is done: use it, uncached, rather than lose it
+        warnings.warn(f"cache: could not write {path} ({err.strerror or err}); continuing without it",
+                      RuntimeWarning, stacklevel=3)
+    return times
+
+
 def encoded_mnist(encoder, train: bool = True, root=None, limit: int | None = None,
                   batch_size: int = 2000, device=None, progress: bool = False):
     """Spike times of MNIST encoded by ``encoder``, computed once and cached on disk.
@@ -273,42 +312,102 @@ def encoded_mnist(encoder, train: bool = True, root=None, limit: int | None = No
         >>> times, labels = encoded_mnist(Encoder.mozafari2019(), train=False)  # doctest: +SKIP
     """
     images, labels = load_mnist(train, root)
-    params = {"dataset": "mnist", "train": train, **encoder.config()}
-    key = _cache_key(params)
     split = "train" if train else "test"
-    path = data_root(root) / "cache" / f"mnist-{split}-{key}.pt"
-    if path.exists() and not path.is_file():  # say so before encoding, not after
-        raise _not_a_file(path)
-    times = None
-    if path.is_file():
-        try:
-            blob = torch.load(path, weights_only=True)
-            ok = (
-                blob.get("key") == key
-                and tuple(blob["times"].shape[:1]) == (len(labels),)
-                and zlib.crc32(blob["times"].numpy().tobytes()) == blob["crc"]
-            )
-            times = blob["times"] if ok else None
-        except Exception:  # unreadable or truncated cache: rebuild it
-            times = None
-    if times is None:
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        chunks = []
-        rng = range(0, len(images), batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            rng = tqdm(rng, desc=f"encoding MNIST {split}", unit="batch")
-        for i in rng:
-            chunks.append(encoder.encode_batch(images[i : i + batch_size].to(device)).cpu())
-        times = torch.cat(chunks)
-        blob = {"key": key, "params": params, "times": times, "crc": zlib.crc32(times.numpy().tobytes())}
-        try:  # the cache holds its own CRC: no sidecar
-            atomic_write(path, lambda f: torch.save(blob, f), checked=False)
-        except OSError as err:  # the encoding is done: use it, uncached, rather than lose it
-            warnings.warn(f"cache: could not write {path} ({err.strerror or err}); continuing without it",
-                          RuntimeWarning, stacklevel=2)
+    params = {"dataset": "mnist", "train": train, **encoder.config()}
+    times = _cached_encoding(encoder, lambda: images, len(labels), params, f"mnist-{split}", root, batch_size,
+                             device, progress, f"encoding MNIST {split}")
     if limit is not None:
         times, labels = times[:limit], labels[:limit]
     return times, labels
+
+
+@dataclass(frozen=True)
+class EncodedFolder:
+    """A folder of labelled images, encoded and split: what :func:`encoded_folder` returns.
+
+    Attributes:
+        train_times, test_times: spike times of the training and test images.
+        train_labels, test_labels: their class indices (into ``classes``).
+        classes: class names, the sub-folders' names sorted.
+        train_files, test_files: the image files, in the order of the times.
+
+    Shape:
+        - times: :math:`(N, C, H, W)` uint8; labels: :math:`(N,)` int64.
+
+    Example:
+        >>> EncodedFolder.__dataclass_fields__.keys() >= {"train_times", "classes"}
+        True
+    """
+
+    train_times: torch.Tensor
+    train_labels: torch.Tensor
+    test_times: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list
+    train_files: list
+    test_files: list
+
+
+def encoded_folder(encoder, path, size=None, test_fraction: float = 0.25, root=None, batch_size: int = 256,
+                   device=None, progress: bool = False) -> EncodedFolder:
+    """Spike times of a folder of labelled images (``path/<class>/<image>``), split and cached.
+
+    Math: images are ordered by the SHA-256 of their bytes (an order fixed by their content,
+    which mixes the classes); the last ``ceil(test_fraction * n_c)`` of each class's
+    ``n_c`` images in that order are the test set, the others the training set.
+
+    The encoding is cached in ``<root>/cache/folder-<key>.pt``, keyed by the files' SHA-256
+    and classes, ``size`` and the encoder's parameters, with a CRC as :func:`encoded_mnist`'s.
+    Reading images is the layout and rules of :mod:`snnlab.images`.
+
+    Args:
+        encoder: as for :func:`encoded_mnist` (:class:`snnlab.coding.Encoder`).
+        path: the folder (at least two class sub-folders, each with at least one image).
+        size: ``(height, width)`` every image is resized to; ``None``: they must share a size.
+        test_fraction: share of each class held out for testing, in ``[0, 1)``.
+        root: data root of the cache (see :func:`data_root`).
+        batch_size: images encoded per batch.
+        device: where to encode (``None``: CUDA when available).
+        progress: a progress bar while encoding.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`snnlab.images.list_image_folder`;
+            :class:`snnlab.images.ImageError` for an unreadable image or mixed sizes.
+
+    Shape:
+        - times: :math:`(N, C, H', W')` uint8, labels :math:`(N,)` int64.
+
+    Example:
+        >>> import tempfile, os
+        >>> from PIL import Image
+        >>> from snnlab.coding import Encoder
+        >>> top = tempfile.mkdtemp()
+        >>> for c in ("a", "b"):
+        ...     os.makedirs(os.path.join(top, "img", c))
+        ...     for i in range(2):
+        ...         Image.new("L", (9, 9), 60 * i + (c == "b") * 100).save(os.path.join(top, "img", c, f"{i}.png"))
+        >>> d = encoded_folder(Encoder.kheradpisheh2018(), os.path.join(top, "img"), root=top, device="cpu")
+        >>> d.train_times.shape, sorted(d.test_labels.tolist()), d.classes
+        (torch.Size([2, 2, 9, 9]), [0, 1], ['a', 'b'])
+    """
+    from .images import list_image_folder, read_image_folder
+
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction: expected a number in [0, 1), got {test_fraction!r}")
+    files, labels, classes = list_image_folder(path)
+    digests = [_sha256(f) for f in files]
+    order = sorted(range(len(files)), key=lambda i: (digests[i], i))
+    test = set()
+    for c in range(len(classes)):
+        mine = [i for i in order if labels[i] == c]
+        test.update(mine[len(mine) - math.ceil(test_fraction * len(mine)):] if test_fraction else [])
+    order = [i for i in order if i not in test] + [i for i in order if i in test]
+    files, labels, digests = [files[i] for i in order], [labels[i] for i in order], [digests[i] for i in order]
+    size = None if size is None else [int(v) for v in size]
+    params = {"dataset": "folder", "classes": classes, "files": [[d, y] for d, y in zip(digests, labels)],
+              "size": size, **encoder.config()}
+    times = _cached_encoding(encoder, lambda: read_image_folder(files, size), len(files), params, "folder", root,
+                             batch_size, device, progress, "encoding images")
+    y = torch.tensor(labels, dtype=torch.int64)
+    n = len(files) - len(test)
+    return EncodedFolder(times[:n], y[:n], times[n:], y[n:], classes, files[:n], files[n:])

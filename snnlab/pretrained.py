@@ -3,16 +3,18 @@
 The registry ``results/pretrained.json`` lists, for each name, the weights file, its SHA-256,
 the test accuracy the run measured and the ``results.json`` that records it, and the protocol.
 :func:`pretrained` checks the file against the SHA-256 before loading it and returns a
-:class:`Pretrained`: the network, its config and that accuracy. No accuracy is computed here:
-the figures are the stored runs' own.
+:class:`Pretrained`: the network, its config and that accuracy (the stored run's own).
+:func:`predict` gives its decisions on grey images and :func:`evaluate` measures its accuracy
+again on the MNIST test set, through the code paths of the model's protocol (the same
+encoder and cache, the same decision rule), so that the stored accuracy can be checked.
 
 What each model's ``network`` is:
 
 - ``kheradpisheh2018*``: the STDP feature extractor
-  (:class:`~snnlab.models.kheradpisheh2018.Kheradpisheh2018`). Its accuracy was measured with a
-  linear SVM trained on its features of the first ``svm_train_samples`` training digits; that
-  SVM is not stored, so the network alone gives features, not digits, and ``classifier`` says
-  which SVM to fit (:class:`snnlab.svm.LinearSVM` with ``C = svm_c``) to classify.
+  (:class:`~snnlab.models.kheradpisheh2018.Kheradpisheh2018`); it gives features, and its
+  linear SVM (``svm``, a :class:`snnlab.svm.LinearSVM` fitted on the features of the first
+  ``svm_train_samples`` training digits, stored beside the weights with its own SHA-256)
+  turns them into digits.
 - ``mozafari2019*``: the whole network (:class:`~snnlab.models.mozafari2019.Mozafari2019`),
   which decides by itself (``network(times)`` gives digits, ``-1`` when silent).
 - ``kulkarni2018*``: a dict of tensors, ``{"W": (10, 8112) output weights, "kernels":
@@ -27,7 +29,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Pretrained", "pretrained", "names", "REGISTRY"]
+__all__ = ["Pretrained", "pretrained", "names", "predict", "evaluate", "REGISTRY"]
 
 REGISTRY = Path(__file__).resolve().parent.parent / "results" / "pretrained.json"
 """The registry shipped with the repository: names -> weights, SHA-256, measured accuracy."""
@@ -49,10 +51,13 @@ class Pretrained:
         accuracy: test accuracy in percent on the 10k MNIST test set, as the run recorded it.
         results: the ``results.json`` that records ``accuracy``.
         protocol: how the network was trained and the accuracy measured.
-        classifier: for Kheradpisheh networks, the SVM the accuracy was measured with and is
-            not stored (``{"svm_c", "svm_train_samples"}``); ``None`` when the network decides.
+        classifier: for Kheradpisheh networks, the stored SVM that ``accuracy`` is measured
+            with (``{"svm_c", "svm_train_samples", "solver", "file", "sha256"}``); ``None`` when
+            the network decides.
         path: the weights file.
         sha256: its SHA-256, checked against the registry before loading.
+        svm: for Kheradpisheh networks, that SVM (:class:`snnlab.svm.LinearSVM`, loaded from
+            ``classifier["file"]`` after the same SHA-256 check); ``None`` otherwise.
 
     Shape:
         - no tensors of its own (``network`` holds them).
@@ -73,6 +78,7 @@ class Pretrained:
     classifier: dict | None
     path: Path
     sha256: str
+    svm: object = None
 
 
 def _read_registry(registry) -> dict:
@@ -109,6 +115,21 @@ def names(registry=None) -> list:
         True
     """
     return sorted(_read_registry(registry))
+
+
+def _checked_bytes(folder: Path, entry: dict, name: str, what: str) -> bytes:
+    # the bytes of folder / entry["file"], hashed and loaded from the same read, if their
+    # SHA-256 is entry["sha256"]
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"path: {what} of {name!r} are missing: no file at {path}")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry["sha256"]:
+        raise ValueError(f"path: {path} is corrupted or was replaced: its SHA-256 is {digest}, the "
+                         f"registry expects {entry['sha256']} for {name!r}; restore the file "
+                         f"(e.g. git checkout -- {entry['file']})")
+    return data
 
 
 def _load_snnlab(blob, entry, path, device):
@@ -159,9 +180,10 @@ def pretrained(name: str, device="cpu", registry=None) -> Pretrained:
 
     Raises:
         ValueError: ``name`` is not registered (the message lists the known names), or the
-            file's SHA-256 differs from the registry's (corrupted or replaced: the message
-            names the file), or the file is not what the registry says.
-        FileNotFoundError: the registry or the weights file is missing.
+            SHA-256 of the weights (or of a Kheradpisheh network's SVM) differs from the
+            registry's (corrupted or replaced: the message names the file), or the file is not
+            what the registry says.
+        FileNotFoundError: the registry, the weights or the SVM file is missing.
 
     Shape:
         - Kulkarni: ``network["W"]`` :math:`(10, 8112)`, ``network["kernels"]`` :math:`(12, 1, 3, 3)`.
@@ -181,21 +203,120 @@ def pretrained(name: str, device="cpu", registry=None) -> Pretrained:
         raise ValueError(f"name: unknown trained network {name!r}; known: {', '.join(sorted(nets))}")
     entry = nets[name]
     path = reg_path.parent / entry["file"]
-    if not path.is_file():
-        raise FileNotFoundError(f"path: the weights of {name!r} are missing: no file at {path}")
-    data = path.read_bytes()  # hashed and loaded from the same bytes
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != entry["sha256"]:
-        raise ValueError(f"path: {path} is corrupted or was replaced: its SHA-256 is {digest}, the "
-                         f"registry expects {entry['sha256']} for {name!r}; restore the file "
-                         f"(e.g. git checkout -- {entry['file']})")
-    blob = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    blob = torch.load(io.BytesIO(_checked_bytes(reg_path.parent, entry, name, "the weights")), map_location=device,
+                      weights_only=True)
     if entry["format"] == "kulkarni2018":
         network, config = _load_kulkarni(blob, path, device)
     else:
         network, config = _load_snnlab(blob, entry, path, device)
+    classifier, svm = entry.get("classifier"), None
+    if classifier is not None:
+        from .svm import LinearSVM
+
+        data = _checked_bytes(reg_path.parent, classifier, name, "the SVM weights")
+        svm = LinearSVM.from_state_dict(torch.load(io.BytesIO(data), weights_only=True))
     return Pretrained(name=name, model=entry["model"], network=network, config=config,
                       accuracy=float(entry["accuracy"]), results=reg_path.parent / entry["results"],
-                      protocol=entry["protocol"], classifier=entry.get("classifier"), path=path,
-                      sha256=digest)
+                      protocol=entry["protocol"], classifier=classifier, path=path,
+                      sha256=entry["sha256"], svm=svm)
 
+
+def _encoder(p: Pretrained):
+    # the input stage of the model's protocol (None: Kulkarni's network reads grey levels)
+    from .coding import Encoder
+
+    if p.model == "kulkarni2018":
+        return None
+    return getattr(Encoder, p.model)(time_steps=p.config.time_steps)
+
+
+def _decide(p: Pretrained, inputs) -> dict:
+    # the protocol's decisions on its inputs: spike times (Kheradpisheh, Mozafari) or grey
+    # images (Kulkarni)
+    import torch
+
+    if p.model == "kheradpisheh2018":  # the SVM on the binary features
+        return {"decision": p.svm.predict(p.network(inputs))}
+    if p.model == "mozafari2019":
+        decision, feature, potential = p.network.explain(inputs)
+        return {"decision": decision, "feature": feature, "potential": potential}
+    from .models import kulkarni2018 as k18
+
+    cfg = p.config
+    hidden = k18.compute_hidden_events(inputs, torch.zeros(len(inputs), dtype=torch.long), p.network["kernels"], cfg,
+                                       p.network["kernels"].device)
+    return {"decision": k18.predict(hidden, p.network["W"], cfg)}
+
+
+def predict(p: Pretrained, images) -> dict:
+    """Decisions of a trained network on grey images, through its protocol's encoder and read-out.
+
+    Math: Kheradpisheh: ``svm(features(encode(x)))``; Mozafari: the class of the conv3 feature
+    with the largest potential (``-1``: silent); Kulkarni: the output neuron with most spikes.
+
+    Args:
+        p: a :class:`Pretrained` (from :func:`pretrained`).
+        images: grey levels 0..255, light digits on black as in MNIST (see
+            :func:`snnlab.images.mnist_like` for other pictures).
+
+    Returns:
+        ``{"decision"}`` int64; Mozafari also ``"feature"`` (the winning conv3 feature, ``-1``
+        when silent) and ``"potential"`` (its potential, float32).
+
+    Shape:
+        - images: :math:`(N, 28, 28)`. Every output: :math:`(N,)`.
+
+    Example:
+        >>> import torch
+        >>> predict(pretrained("mozafari2019_quick"), torch.zeros(1, 28, 28, dtype=torch.uint8))["decision"].tolist()
+        [-1]
+    """
+    from ._checks import check_tensor
+
+    check_tensor(images, "images", 3)
+    enc = _encoder(p)
+    return _decide(p, images if enc is None else enc.encode_batch(images.cpu()))
+
+
+def evaluate(p: Pretrained, test_samples: int | None = None, root=None, progress: bool = False) -> dict:
+    r"""Accuracy of a trained network on the first MNIST test digits: :math:`100\,\#\{\hat y = y\}/N`.
+
+    The inputs come as in the model's protocol (the same encoder and encoded-spike cache,
+    :func:`snnlab.data.encoded_mnist`; Kulkarni: the grey images) and the decisions are
+    :func:`predict`'s; on all 10,000 digits the accuracy is the recorded one (``p.accuracy``).
+
+    Args:
+        p: a :class:`Pretrained`.
+        test_samples: the first ``test_samples`` test digits (``None``: all 10,000).
+        root: data root (see :func:`snnlab.data.data_root`).
+        progress: a progress bar while encoding.
+
+    Returns:
+        ``{"accuracy", "correct", "samples", "seconds"}`` (accuracy in percent).
+
+    Raises:
+        ValueError: ``test_samples`` is not in 1..10000.
+
+    Shape:
+        - no tensors.
+
+    Example:
+        >>> r = evaluate(pretrained("mozafari2019_quick"), test_samples=50)  # doctest: +SKIP
+        >>> r["samples"]  # doctest: +SKIP
+        50
+    """
+    import time
+
+    from ._checks import field_int
+    from .data import encoded_mnist, load_mnist
+
+    n = 10000 if test_samples is None else field_int(test_samples, "test_samples", 1, 10000)
+    t0 = time.perf_counter()
+    enc = _encoder(p)
+    if enc is None:
+        images, labels = load_mnist(False, root)
+        inputs, labels = images[:n], labels[:n]
+    else:
+        inputs, labels = encoded_mnist(enc, False, root, limit=n, device="cpu", progress=progress)
+    correct = int((_decide(p, inputs)["decision"] == labels).sum())
+    return {"accuracy": 100 * correct / n, "correct": correct, "samples": n, "seconds": time.perf_counter() - t0}

@@ -212,6 +212,72 @@ class LinearSVM:
                           f"(C = {self.c:g}); the fit is approximate", RuntimeWarning, stacklevel=3)
         return self
 
+    def state_dict(self) -> dict:
+        """The fitted read-out as tensors, for ``torch.save``: what :meth:`from_state_dict` rebuilds.
+
+        Math: the scores are ``x[:, columns_] @ coef_.T + intercept_``; these four arrays and
+        the settings (``c``, ``tol``, ``max_iter``, ``dual``) are all a prediction needs.
+
+        Shape:
+            - ``coef_`` :math:`(K, D_{used})` float64, ``intercept_`` :math:`(K,)` float64,
+              ``columns_`` :math:`(D_{used},)` int64, ``classes_`` :math:`(C,)` int64
+              (:math:`K = C`, or 1 for two classes).
+
+        Example:
+            >>> x = torch.tensor([[1, 0], [0, 1]], dtype=torch.uint8)
+            >>> sorted(LinearSVM(1.0).fit(x, torch.tensor([0, 1])).state_dict())
+            ['c', 'classes_', 'coef_', 'columns_', 'dual', 'intercept_', 'max_iter', 'tol']
+        """
+        if not hasattr(self, "coef_"):
+            raise ValueError("state_dict: this LinearSVM is not fitted; call fit() first")
+        return {"coef_": torch.from_numpy(np.asarray(self.coef_, dtype=np.float64).copy()),
+                "intercept_": torch.from_numpy(np.asarray(self.intercept_, dtype=np.float64).copy()),
+                "columns_": torch.from_numpy(np.asarray(self.columns_, dtype=np.int64).copy()),
+                "classes_": torch.from_numpy(np.asarray(self.classes_, dtype=np.int64).copy()),
+                "c": self.c, "tol": self.tol, "max_iter": self.max_iter, "dual": self.dual}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "LinearSVM":
+        """A fitted :class:`LinearSVM` from :meth:`state_dict`; predicts exactly as the one saved.
+
+        Args:
+            state: ``{"coef_", "intercept_", "columns_", "classes_", "c", "tol", "max_iter",
+                "dual"}`` as :meth:`state_dict` gives it.
+
+        Raises:
+            ValueError: a key is missing or the arrays' shapes or types do not fit together.
+
+        Shape:
+            - see :meth:`state_dict`.
+
+        Example:
+            >>> x = torch.tensor([[1, 0], [0, 1]], dtype=torch.uint8)
+            >>> svm = LinearSVM(1.0).fit(x, torch.tensor([3, 7]))
+            >>> LinearSVM.from_state_dict(svm.state_dict()).predict(x).tolist()
+            [3, 7]
+        """
+        keys = ("coef_", "intercept_", "columns_", "classes_", "c", "tol", "max_iter", "dual")
+        missing = [k for k in keys if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise ValueError(f"state: expected a LinearSVM state_dict, missing {', '.join(missing)}")
+        arrays = {}
+        for k in keys[:4]:
+            v = state[k]
+            if not isinstance(v, torch.Tensor):
+                raise ValueError(f"state: {k} should be a tensor, got {type(v).__name__}")
+            arrays[k] = v.detach().cpu().numpy()
+        coef, intercept, columns, classes = (arrays[k] for k in keys[:4])
+        n_problems = 1 if len(classes) == 2 else len(classes)
+        if (coef.ndim != 2 or coef.shape[0] != n_problems or intercept.shape != (n_problems,)
+                or columns.shape != (coef.shape[1],) or classes.ndim != 1 or len(classes) < 2
+                or not np.issubdtype(columns.dtype, np.integer) or not np.issubdtype(classes.dtype, np.integer)
+                or (len(columns) and columns.min() < 0)):
+            raise ValueError(f"state: shapes do not fit: coef_ {coef.shape}, intercept_ {intercept.shape}, "
+                             f"columns_ {columns.shape} ({columns.dtype}), classes_ {classes.shape} ({classes.dtype})")
+        svm = cls(state["c"], tol=state["tol"], max_iter=state["max_iter"], dual=state["dual"])
+        svm.coef_, svm.intercept_, svm.columns_, svm.classes_ = coef, intercept, columns, classes
+        return svm
+
     def decision_function(self, x) -> np.ndarray:
         """Scores ``(M, classes)`` (``(M,)`` for two classes, as scikit-learn)."""
         x = torch.from_numpy(np.ascontiguousarray(self._array(x)[:, self.columns_]))

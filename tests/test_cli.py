@@ -1,6 +1,7 @@
 """The ``snnlab`` command as a user types it: one-line errors with exit code 2 before any
 work, Ctrl-C, folders in use or holding an interrupted run, and every command of the README."""
 import gzip
+import json
 import os
 import re
 import shlex
@@ -274,18 +275,25 @@ def readme_commands():
     return out
 
 
-def _synopsis_to_argv(words, out):
+def _synopsis_to_argv(words, out, files=None):
     # "[--seed 1] [--device auto|cpu|cuda] [--out DIR] [--test-samples N]": every optional
-    # part given, the first alternative, placeholders filled in
+    # part given, the first alternative, placeholders filled in (files: PATH, IMAGE.png)
     argv = []
+    files = files or {}
     for w in words:
-        w = w.strip("[]")
+        w = w.removeprefix("[")
+        if w.count("]") > w.count("["):  # the end of an optional part, not of a JSON list
+            w = w[:-1]
         if "|" in w:
             w = w.split("|")[0]
         if w == "DIR":
             w = str(out)
         elif w == "N":
             w = "100"
+        elif w == "...":
+            continue
+        for placeholder, value in files.items():
+            w = w.replace(placeholder, str(value))
         argv.append(w)
     return argv
 
@@ -346,18 +354,162 @@ def test_readme_lists_only_commands_this_test_knows():
 
 @needs_mnist
 def test_every_readme_snnlab_command_runs_at_a_small_size(tmp_path, capsys):
+    from test_images import shapes_folder
+
+    files = {"IMAGE.png": _digit_pngs(tmp_path, 1)[0][0], "PATH": shapes_folder(tmp_path / "shapes")}
     ran = set()
     for i, seg in enumerate(c for c in readme_commands() if shlex.split(c)[0].endswith("snnlab")):
         out = tmp_path / f"run{i}"
-        words = _synopsis_to_argv(shlex.split(seg)[1:], out)
-        model = words[1]
-        argv = words + SMALL[model] + ["--out", str(out), "--no-progress"]
-        assert cli.main(argv) == 0, seg
-        printed = capsys.readouterr().out
-        assert "done in" in printed and f"results in {out}/results.json" in printed, seg
-        if "--resume" in words:  # a fresh folder: says so, then starts from scratch
-            assert f"resume: no checkpoint in {out}; starting from scratch" in printed
-        for name in ("results.json", "weights.pt"):
-            assert integrity.verify(out / name), (seg, name)  # written with its SHA-256
+        words = _synopsis_to_argv(shlex.split(seg)[1:], out, files)
+        if words[0] == "evaluate":  # --test-samples N: on 100 digits
+            assert cli.main(words + ["--no-progress"]) == 0, seg
+            assert f"{words[1]}: test accuracy" in capsys.readouterr().out, seg
+        elif words[0] == "classify":
+            assert cli.main(words) == 0, seg
+            assert capsys.readouterr().out.startswith(f"{files['IMAGE.png']}: "), seg
+        else:
+            argv = words + SMALL[words[1]] + ["--out", str(out), "--no-progress"]
+            assert cli.main(argv) == 0, seg
+            printed = capsys.readouterr().out
+            assert "done in" in printed and f"results in {out}/results.json" in printed, seg
+            if "--resume" in words:  # a fresh folder: says so, then starts from scratch
+                assert f"resume: no checkpoint in {out}; starting from scratch" in printed
+            for name in ("results.json", "weights.pt"):
+                assert integrity.verify(out / name), (seg, name)  # written with its SHA-256
         ran.add(seg)
-    assert len(ran) >= 6
+    assert len(ran) >= 9
+
+
+# --- evaluate, classify, and --data folder:PATH ----------------------------------------------
+
+def _digit_pngs(folder, n=6):
+    """The first n MNIST test digits as photos would give them: dark on light, 3x, in a margin."""
+    from PIL import Image
+
+    x, y = sd.load_mnist(train=False)
+    paths = []
+    for i in range(n):
+        big = Image.fromarray(255 - x[i].numpy()).resize((84, 84), Image.BICUBIC)
+        page = Image.new("RGB", (130, 110), (255, 255, 255))
+        page.paste(big.convert("RGB"), (30, 10))
+        paths.append(folder / f"digit{i}.png")
+        page.save(paths[-1])
+    return paths, y[:n].tolist()
+
+
+@needs_mnist
+def test_classify_prints_one_decision_per_image(tmp_path, capsys):
+    paths, labels = _digit_pngs(tmp_path)
+    assert cli.main(["classify", "mozafari2019_quick", *map(str, paths)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(paths)
+    got = []
+    for line, path in zip(lines, paths):
+        m = re.fullmatch(rf"{re.escape(str(path))}: (\d) \(conv3 feature (\d+), potential ([\d.]+)\)", line)
+        assert m, line
+        assert int(m.group(2)) // 20 == int(m.group(1))  # features 20c..20c+19 vote for c
+        got.append(int(m.group(1)))
+    assert sum(g == y for g, y in zip(got, labels)) >= len(labels) - 1
+    assert cli.main(["classify", "kheradpisheh2018_quick", str(paths[0])]) == 0
+    assert capsys.readouterr().out.strip() == f"{paths[0]}: {labels[0]}"
+
+
+@needs_mnist
+def test_evaluate_on_a_few_test_digits(capsys):
+    assert cli.main(["evaluate", "kheradpisheh2018_quick", "--test-samples", "200", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"kheradpisheh2018_quick: test accuracy [\d.]+% on the first 200 test digits "
+                     r"\(the registered 98.23% is on all 10000\)", out), out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "nonet"], "name: unknown trained network 'nonet'; known: kheradpisheh2018, "),
+    (["evaluate", "mozafari2019_quick", "--test-samples", "0"], "--test-samples: expected an int in 1..10000, got 0"),
+    (["classify", "nonet", "x.png"], "IMAGE: no image file at x.png"),
+    (["reproduce", "mozafari2019", "--data", "folder:x"], "--data: mozafari2019 learns from MNIST only"),
+    (["reproduce", "kheradpisheh2018", "--data", "imagenet"], "data: expected 'mnist' or 'folder:PATH'"),
+    (["reproduce", "kheradpisheh2018", "--data", "folder:/nonexistent/imgs"], "--data: no folder at /nonexistent/imgs"),
+])
+def test_evaluate_classify_and_data_errors(argv, message, capsys, no_run, tmp_path):
+    if argv[0] == "reproduce":
+        argv = argv + ["--out", str(tmp_path / "out")]
+    assert message in fails(argv, capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_classify_refuses_bad_images_before_printing_anything(tmp_path, capsys):
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.new("L", (30, 30), 255).save(good)
+    blank = fails(["classify", "mozafari2019_quick", str(good)], capsys)
+    assert blank.startswith(f"snnlab: error: IMAGE {good}: a uniform image")
+    img = Image.new("L", (30, 30), 255)
+    img.paste(0, (12, 5, 16, 25))
+    img.save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    err = fails(["classify", "mozafari2019_quick", str(good), str(bad)], capsys)
+    assert err.startswith(f"snnlab: error: IMAGE: {bad} is not a readable image")
+    assert capsys.readouterr().out == ""  # not the good image's decision either
+
+
+@pytest.mark.parametrize("which", ["file", "svm"])
+def test_corrupted_weights_or_svm_exit_2(which, tmp_path, capsys, monkeypatch):
+    import importlib
+    import json
+    import shutil
+
+    from PIL import Image
+
+    pt = importlib.import_module("snnlab.pretrained")
+    reg = json.loads(pt.REGISTRY.read_text())
+    entry = reg["networks"]["kheradpisheh2018_quick"]
+    root = tmp_path / "results"
+    for f in (entry["file"], entry["classifier"]["file"], entry["results"]):
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(pt.REGISTRY.parent / f, root / f)
+    (root / "pretrained.json").write_text(json.dumps(reg))
+    target = root / (entry["file"] if which == "file" else entry["classifier"]["file"])
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 1
+    target.write_bytes(bytes(data))
+    monkeypatch.setattr(pt, "REGISTRY", root / "pretrained.json")
+    img = Image.new("L", (20, 20), 0)
+    img.paste(255, (8, 3, 11, 17))
+    img.save(tmp_path / "x.png")
+    for argv in (["evaluate", "kheradpisheh2018_quick"], ["classify", "kheradpisheh2018_quick", str(tmp_path / "x.png")]):
+        assert f"path: {target} is corrupted or was replaced" in fails(argv, capsys)
+    assert capsys.readouterr().out == ""
+
+
+def test_data_folder_errors_write_nothing(tmp_path, capsys, no_run):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    (folder / "only").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(folder / "only" / "a.png")
+    argv = ["reproduce", "kheradpisheh2018", "--data", f"folder:{folder}", "--out", str(tmp_path / "out")]
+    assert "--data: expected at least two class folders" in fails(argv, capsys)
+    (folder / "other").mkdir()
+    assert "--data: the class folder" in fails(argv, capsys) and "holds no image" in fails(argv, capsys)
+    (folder / "other" / "b.png").write_bytes(b"not a png")
+    assert f"--data: {folder / 'other' / 'b.png'} is not a readable image" in fails(argv, capsys)
+    Image.new("L", (9, 8)).save(folder / "other" / "b.png")
+    assert "--data: images of several sizes" in fails(argv, capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_kheradpisheh_learns_from_an_image_folder(tmp_path, capsys):
+    from test_images import shapes_folder
+
+    folder = shapes_folder(tmp_path / "shapes", per_class=20)
+    out = tmp_path / "run"
+    argv = ["reproduce", "kheradpisheh2018", "--data", f"folder:{folder}", "--epochs", "1,1", "--train-samples",
+            "30,30", "--set", "svm_c_grid=[0.003]", "--out", str(out), "--no-progress", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["classes"] == ["across", "up"] and r["test_samples"] == 10 and r["svm_train_samples"] == 30
+    assert r["config"]["data"] == f"folder:{folder}"
+    assert r["test_accuracy"] >= 80, r["test_accuracy"]  # chance: 50%
+    assert integrity.verify(out / "svm.pt")

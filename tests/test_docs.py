@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
 #: modules with their own API page: every public module of snnlab but the command line
 API_MODULES = ["retina", "coding", "layers", "competition", "learning", "learners", "training", "neurons", "svm", "metrics",
-               "data", "io", "runs", "integrity", "pretrained", "viz", "widgets", "analysis", "models",
+               "data", "images", "io", "runs", "integrity", "pretrained", "viz", "widgets", "analysis", "models",
                "models.mozafari2019",
                "models.kheradpisheh2018", "models.kulkarni2018"]
 EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=[\"']?(?:https?:)?//"

@@ -18,7 +18,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "snnlab"
 CORE = {"retina", "coding", "layers", "competition", "learning", "learners", "training", "neurons", "svm", "metrics",
         "_batching", "_checks", "_numba", "_coding_kernels", "_stdp_kernels", "_decision_kernels"}
-NOT_IN_CORE = {"models", "data", "io", "runs", "integrity", "pretrained", "analysis", "viz", "widgets", "cli"}
+NOT_IN_CORE = {"models", "data", "images", "io", "runs", "integrity", "pretrained", "analysis", "viz", "widgets", "cli"}
 NOT_IN_MODELS = {"analysis", "viz", "widgets", "cli"}
 PLOTTING = ("matplotlib", "ipywidgets", "ipycanvas")
 

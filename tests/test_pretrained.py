@@ -14,6 +14,8 @@ import snnlab
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config
 from snnlab.models.kulkarni2018 import Kulkarni2018Config
 from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
+from snnlab.svm import LinearSVM
+from snnlab.data import data_root, load_mnist
 
 pt = importlib.import_module("snnlab.pretrained")  # the module: snnlab.pretrained is the function
 REGISTRY = json.loads(pt.REGISTRY.read_text())["networks"]
@@ -59,8 +61,13 @@ def test_load_each_name(name):
         stored = torch.load(p.path, weights_only=True)["state_dict"]
         for key, value in p.network.state_dict().items():
             assert torch.equal(value, stored[key]), key
-    if p.model == "kheradpisheh2018":
-        assert p.classifier == {"svm_c": 0.003, "svm_train_samples": p.config.svm_train_samples}
+    if p.model == "kheradpisheh2018":  # its SVM, stored beside it and checked the same way
+        assert p.classifier["svm_c"] == 0.003 and p.classifier["svm_train_samples"] == p.config.svm_train_samples
+        assert isinstance(p.svm, LinearSVM) and p.svm.c == 0.003 and p.svm.coef_.shape[0] == 10
+        svm = pt.REGISTRY.parent / p.classifier["file"]
+        assert svm.parent == p.path.parent and hashlib.sha256(svm.read_bytes()).hexdigest() == p.classifier["sha256"]
+    else:
+        assert p.svm is None
 
 
 def test_kheradpisheh_gives_features():
@@ -91,10 +98,10 @@ def test_unknown_name_lists_the_known_ones():
 def _copy_registry(tmp_path: Path, name: str) -> tuple[Path, Path]:
     """The registry and the weights of ``name`` copied under tmp_path; returns (registry, weights)."""
     entry = REGISTRY[name]
-    for key in ("file", "results"):
-        dst = tmp_path / entry[key]
+    for f in (entry["file"], entry["results"], *([entry["classifier"]["file"]] if "classifier" in entry else [])):
+        dst = tmp_path / f
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(pt.REGISTRY.parent / entry[key], dst)
+        shutil.copyfile(pt.REGISTRY.parent / f, dst)
     reg = tmp_path / "pretrained.json"
     shutil.copyfile(pt.REGISTRY, reg)
     return reg, tmp_path / entry["file"]
@@ -132,3 +139,39 @@ def test_missing_weights_and_bad_registry(tmp_path):
     bad.write_text(json.dumps({"networks": {"x": {"model": "kulkarni2018"}}}))
     with pytest.raises(ValueError, match="registry: entry 'x' of .* lacks accuracy, accuracy_key, file"):
         pt.names(bad)
+
+
+needs_mnist = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").is_dir(), reason="needs MNIST in data/MNIST/raw")
+
+
+@needs_mnist
+@pytest.mark.parametrize("name, n", [("kheradpisheh2018_quick", 300), ("mozafari2019_quick", 300), ("kulkarni2018", 8)])
+def test_evaluate_counts_what_predict_decides(name, n):
+    """evaluate (the protocol's cached encodings) and predict (grey images) decide alike."""
+    p = snnlab.pretrained(name)
+    r = pt.evaluate(p, n)
+    x, y = load_mnist(False)
+    decision = pt.predict(p, x[:n])["decision"]
+    assert r["samples"] == n and r["correct"] == int((decision == y[:n]).sum())
+    assert r["accuracy"] == 100 * r["correct"] / n and r["accuracy"] > 85
+    with pytest.raises(ValueError, match="test_samples: expected an int in 1..10000, got 0"):
+        pt.evaluate(p, 0)
+
+
+@needs_mnist
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["kheradpisheh2018_quick", "mozafari2019_quick"])
+def test_evaluate_gives_the_registered_accuracy_on_the_whole_test_set(name):
+    p = snnlab.pretrained(name)
+    assert round(pt.evaluate(p)["accuracy"], 2) == p.accuracy
+
+
+def test_mozafari_explains_its_decisions():
+    p = snnlab.pretrained("mozafari2019_quick")
+    times = torch.randint(0, 16, (6, 6, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    decision, feature, potential = p.network.explain(times)
+    assert torch.equal(decision, p.network(times))
+    fired = decision >= 0
+    assert torch.equal(feature[fired] // 20, decision[fired]) and bool((potential[fired] > 0).all())
+    pot = torch.nn.functional.conv2d(p.network.conv3_input(times).float(), p.network.conv3.weight, padding=2)
+    assert torch.allclose(potential[fired], pot.flatten(1).amax(1)[fired])

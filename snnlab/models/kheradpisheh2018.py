@@ -22,7 +22,7 @@ from .._checks import field_bool, field_choice, field_int, field_number, field_v
 from ..metrics import confusion_matrix
 from ..coding import Encoder, times_to_wave
 from ..competition import inhibit_times
-from ..data import encoded_mnist
+from ..data import encoded_folder, encoded_mnist
 from ..layers import SpikingConv, block_pool, fire, pool_times, pooling
 from ..learners import STDP
 from ..runs import PhaseTimer, Run
@@ -54,6 +54,13 @@ class Kheradpisheh2018Config:
     ``svm_patience`` times in a row (``None``: the whole grid), then refits on all of them; a
     number fixes ``C`` (the paper: 2.4). These fields may change when a finished run is
     resumed: they do not touch STDP.
+
+    The data: ``data="mnist"`` (default), or ``"folder:PATH"``, a folder of labelled images
+    ``PATH/<class>/<image>`` of any size (:func:`snnlab.data.encoded_folder`: the last
+    ``test_fraction`` of each class, in the order of the files' SHA-256, is the test set),
+    resized to ``image_size`` (``[height, width]``; ``None``: the images must share a size).
+    The sample counts then cap at the folder's: ``train_samples``, ``svm_train_samples`` and
+    ``test_samples`` take at most the images there are.
     """
 
     #: fields a resumed run may change (the classifier only)
@@ -83,11 +90,22 @@ class Kheradpisheh2018Config:
     chunk: int | None = None
     stdp_mode: str = "exact"
     stdp_batch: int = 16
+    data: str = "mnist"
+    image_size: tuple | None = None
+    test_fraction: float = 0.25
     name: str = field(default="full", compare=False)
 
     def __post_init__(self):
         # every field's type and range, so that bad values fail here, before any work
         count = partial(field_int, lo=1)
+        if not isinstance(self.data, str) or not (self.data == "mnist" or self.data.startswith("folder:")
+                                                  and len(self.data) > len("folder:")):
+            raise ValueError(f"data: expected 'mnist' or 'folder:PATH' (a folder PATH/<class>/<image>), got {self.data!r}")
+        if self.image_size is not None:
+            self.image_size = field_values(self.image_size, "image_size", 2, count)
+        v = self.test_fraction
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+            raise ValueError(f"test_fraction: expected a number in (0, 1), got {v!r}")
         field_int(self.time_steps, "time_steps", 1, 255)
         self.features = field_values(self.features, "features", 2, count)
         self.kernels = field_values(self.kernels, "kernels", 2, count)
@@ -134,7 +152,7 @@ class Kheradpisheh2018Config:
         # pad 1, conv2
         k1, k2 = self.kernels
         side1 = (33 - k1) // 2 + 1
-        if k1 > 32 or side1 + 3 - k2 < 1:
+        if self.data == "mnist" and (k1 > 32 or side1 + 3 - k2 < 1):
             most = "conv1's kernel may be at most 32 wide" if k1 > 32 else f"conv2's kernel may be at most {side1 + 2} wide"
             raise ValueError(f"kernels: {list(self.kernels)} do not fit 28x28 digits ({most}); the published ones are [5, 2]")
 
@@ -244,7 +262,7 @@ def train_layers(net: Kheradpisheh2018, train_times: torch.Tensor, state: dict, 
 
 def classify(train_features, train_labels, test_features, test_labels, c: float | None = 2.4,
              tol: float = 1e-4, grid=SVM_C_GRID, val_fraction: float = 1 / 6, patience: int | None = 2,
-             dual: bool = True) -> dict:
+             dual: bool = True, n_classes: int = 10) -> dict:
     r"""Linear SVM on spike features: accuracies :math:`100\,\#\{\hat y = y\}/N`, silent samples, confusion.
 
     Args:
@@ -255,11 +273,13 @@ def classify(train_features, train_labels, test_features, test_labels, c: float 
             only), then fits on all training samples.
         grid, val_fraction, patience: see :func:`snnlab.svm.select_svm_c` (used when ``c`` is None).
         dual: the solver (:class:`snnlab.svm.LinearSVM`; ``False``: scikit-learn's primal liblinear).
+        n_classes: labels are ``0 .. n_classes - 1`` (the confusion matrix's size).
 
     Returns:
         ``{"train_accuracy", "test_accuracy", "test_silent", "feature_density", "confusion",
-        "svm_c", "svm_validation"}`` (accuracies in %, confusion int64 ``(10, 10)``, rows =
-        true digit; ``svm_validation``: ``{C: accuracy}``, empty when ``c`` was given).
+        "svm_c", "svm_validation"}`` (accuracies in %, confusion int64 ``(n_classes, n_classes)``,
+        rows = true class; ``svm_validation``: ``{C: accuracy}``, empty when ``c`` was given),
+        and ``"svm"``, the fitted :class:`LinearSVM`.
 
     Shape:
         - features: :math:`(N, D)`; labels: :math:`(N,)`.
@@ -276,7 +296,7 @@ def classify(train_features, train_labels, test_features, test_labels, c: float 
                                            return_fit=True)
     clf = LinearSVM(c, tol=tol, dual=dual).fit(train_features, ytr, warm=warm)
     ptr, pte = clf.predict(train_features), clf.predict(test_features)
-    confusion = confusion_matrix(yte, pte, 10)
+    confusion = confusion_matrix(yte, pte, n_classes)
     return {
         "train_accuracy": 100 * float((ptr == ytr).double().mean()),
         "test_accuracy": 100 * float((pte == yte).double().mean()),
@@ -285,14 +305,30 @@ def classify(train_features, train_labels, test_features, test_labels, c: float 
         "confusion": confusion,
         "svm_c": float(c),
         "svm_validation": validation,
+        "svm": clf,
     }
+
+
+def _dataset(enc: Encoder, cfg: Kheradpisheh2018Config, root, dev, progress: bool):
+    # (train times, train labels, test times, test labels, class names) of cfg.data, as many
+    # training samples as STDP and the SVM use
+    n_train = max(max(cfg.train_samples), cfg.svm_train_samples)
+    if cfg.data == "mnist":
+        tr_times, tr_labels = encoded_mnist(enc, True, root, limit=n_train, device=dev, progress=progress)
+        te_times, te_labels = encoded_mnist(enc, False, root, limit=cfg.test_samples, device=dev, progress=progress)
+        return tr_times, tr_labels, te_times, te_labels, [str(d) for d in range(10)]
+    d = encoded_folder(enc, cfg.data[len("folder:"):], cfg.image_size, cfg.test_fraction, root, device=dev,
+                       progress=progress)
+    n_test = cfg.test_samples
+    return d.train_times[:n_train], d.train_labels[:n_train], d.test_times[:n_test], d.test_labels[:n_test], d.classes
 
 
 def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kheradpisheh2018", device="auto",
               seed: int = 1, resume: bool = False, progress: bool = True, root=None, log=print) -> dict:
     """Run the whole protocol: STDP on conv1 and conv2, features, linear SVM.
 
-    Writes ``results.json``, ``curves.png``, ``weights.pt`` and a checkpoint after every
+    Writes ``results.json``, ``curves.png``, ``weights.pt``, ``svm.pt`` (the SVM's
+    :meth:`~snnlab.svm.LinearSVM.state_dict`, with its SHA-256 sidecar) and a checkpoint after every
     epoch of every layer (``resume=True`` continues from it with identical results).
 
     Args:
@@ -308,6 +344,7 @@ def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kherad
     Returns:
         The results dict (also in ``results.json``).
     """
+    from ..integrity import save_torch
     from ..io import save_model
 
     cfg = config or Kheradpisheh2018Config()
@@ -322,9 +359,7 @@ def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kherad
 
     enc = Encoder.kheradpisheh2018(time_steps=t)
     with timer("encoding"):
-        n_train = max(max(cfg.train_samples), cfg.svm_train_samples)
-        tr_times, tr_labels = encoded_mnist(enc, True, root, limit=n_train, device=dev, progress=progress)
-        te_times, te_labels = encoded_mnist(enc, False, root, limit=cfg.test_samples, device=dev, progress=progress)
+        tr_times, tr_labels, te_times, te_labels, classes = _dataset(enc, cfg, root, dev, progress)
 
     train_layers(net, tr_times, state, timer, save, progress, log)
     with timer("features"):
@@ -332,11 +367,13 @@ def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kherad
         fte = net(te_times)
     with timer("svm"):
         scores = classify(ftr, tr_labels[:cfg.svm_train_samples], fte, te_labels, cfg.svm_c,
-                          grid=cfg.svm_c_grid, val_fraction=cfg.svm_val_fraction, patience=cfg.svm_patience)
+                          grid=cfg.svm_c_grid, val_fraction=cfg.svm_val_fraction, patience=cfg.svm_patience,
+                          n_classes=len(classes))
     if scores["svm_validation"]:
         log("SVM C by validation on the last {:.0%} of the training features: ".format(cfg.svm_val_fraction)
             + ", ".join(f"{c:g}: {a:.2f}%" for c, a in scores["svm_validation"].items())
             + f" -> C = {scores['svm_c']:g}")
+    svm = scores.pop("svm")
     log(f"SVM: train {scores['train_accuracy']:.2f}%  test {scores['test_accuracy']:.2f}%  "
         f"(silent test samples: {scores['test_silent']})")
 
@@ -348,10 +385,12 @@ def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kherad
         "test_samples": len(te_labels),
         "svm_train_samples": len(ftr),
         "confusion": scores["confusion"].tolist(),
+        "classes": classes,
         "paper_accuracy": PAPER_ACCURACY,
         "wall_time_per_phase_s": timer.seconds,
     })
     save_model(net, run.out / "weights.pt")
+    save_torch(svm.state_dict(), run.out / "svm.pt")
     hist = state["stdp_history"]
     if hist:
         run.plot_curves(list(range(1, len(hist) + 1)),

@@ -55,6 +55,7 @@ __all__ = [
     "compute_hidden_events",
     "output_layer",
     "target_steps",
+    "predict",
     "evaluate",
     "reproduce",
 ]
@@ -723,11 +724,48 @@ def _predict(out_spikes, mean_current):
     return (out_spikes.sum(-1).double() + 0.5 * torch.sigmoid(mean_current.double() / 1e4)).argmax(1)
 
 
-def evaluate(hidden: HiddenEvents, weights: torch.Tensor, config: Kulkarni2018Config | None = None,
-             batch_size: int = 256, progress: bool = False) -> float:
-    """Accuracy in percent of the output layer on precomputed hidden events.
+def predict(hidden: HiddenEvents, weights: torch.Tensor, config: Kulkarni2018Config | None = None,
+            batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+    """The class of every image of ``hidden``: the output neuron with the most spikes.
 
     Math: ``pred = argmax_j (#spikes_j)``, ties to the largest mean current.
+
+    Args:
+        hidden: hidden-layer events (their labels are not read); weights: output weights;
+        config: constants.
+        batch_size: images per forward pass; progress: tqdm bar.
+
+    Shape:
+        - weights: :math:`(10, 8112)`; output: :math:`(N,)` int64.
+
+    Example:
+        >>> h = HiddenEvents(torch.zeros(0, dtype=torch.int16), torch.zeros(0, dtype=torch.int16),
+        ...                  torch.zeros(3, dtype=torch.long), torch.tensor([0, 1]))
+        >>> predict(h, torch.zeros(10, 8112)).tolist()
+        [0, 0]
+    """
+    cfg = _cfg(config)
+    if not isinstance(hidden, HiddenEvents):
+        raise TypeError(f"hidden: expected HiddenEvents, got {type(hidden).__name__}")
+    if _kernels.available():
+        return torch.from_numpy(_kernels.predict(hidden, weights.detach().float().cpu().contiguous(), cfg)).long()
+    preds = [torch.zeros(0, dtype=torch.long)]
+    starts = range(0, len(hidden), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+        starts = tqdm(starts, desc="evaluate", leave=False)
+    for i in starts:
+        idx = list(range(i, min(i + batch_size, len(hidden))))
+        out, cur = output_layer(hidden.batch(idx), len(idx), weights, cfg)
+        preds.append(_predict(out, cur).cpu())
+    return torch.cat(preds)
+
+
+def evaluate(hidden: HiddenEvents, weights: torch.Tensor, config: Kulkarni2018Config | None = None,
+             batch_size: int = 256, progress: bool = False) -> float:
+    """Accuracy in percent of the output layer on precomputed hidden events (:func:`predict`).
+
+    Math: ``100 #{pred = label} / N``.
 
     Args:
         hidden: events with labels; weights: output weights; config: constants.
@@ -742,23 +780,8 @@ def evaluate(hidden: HiddenEvents, weights: torch.Tensor, config: Kulkarni2018Co
         >>> evaluate(h, torch.zeros(10, 8112))
         50.0
     """
-    cfg = _cfg(config)
-    if not isinstance(hidden, HiddenEvents):
-        raise TypeError(f"hidden: expected HiddenEvents, got {type(hidden).__name__}")
-    if _kernels.available():
-        pred = _kernels.predict(hidden, weights.detach().float().cpu().contiguous(), cfg)
-        return 100.0 * int((torch.from_numpy(pred) == hidden.labels).sum()) / max(len(hidden), 1)
-    correct = 0
-    starts = range(0, len(hidden), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-        starts = tqdm(starts, desc="evaluate", leave=False)
-    for i in starts:
-        idx = list(range(i, min(i + batch_size, len(hidden))))
-        out, cur = output_layer(hidden.batch(idx), len(idx), weights, cfg)
-        pred = _predict(out, cur).cpu()
-        correct += int((pred == hidden.labels[idx]).sum())
-    return 100.0 * correct / max(len(hidden), 1)
+    pred = predict(hidden, weights, config, batch_size, progress)
+    return 100.0 * int((pred == hidden.labels).sum()) / max(len(hidden), 1)
 
 
 def _config_key(cfg):

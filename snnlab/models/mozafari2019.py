@@ -263,6 +263,35 @@ class Mozafari2019(nn.Module):
                       padding=self.conv3.padding)[0]
 
     @torch.no_grad()
+    def explain(self, times: torch.Tensor) -> tuple:
+        r"""Decisions with the winning conv3 feature and its potential :math:`V = W_f \star x` at the winner.
+
+        The same decisions as :meth:`forward` (the same :func:`snnlab.training.decide`).
+
+        Args:
+            times: input spike times.
+
+        Returns:
+            ``(decisions, features, potentials)``: int64, int64 (``-1`` when silent) and
+            float32 (0 when silent).
+
+        Shape:
+            - times: :math:`(B, 6, 28, 28)` uint8. Output: three :math:`(B,)` tensors.
+
+        Example:
+            >>> net = Mozafari2019(Mozafari2019Config(), seed=1)
+            >>> [t.tolist() for t in net.explain(torch.full((1, 6, 28, 28), 15, dtype=torch.uint8))]
+            [[-1], [-1], [0.0]]
+        """
+        x3 = self.conv3_input(times)
+        w = self.conv3.weight
+        decisions, win = decide(w, x3, self.decision_map, self.config.time_steps, padding=self.conv3.padding)
+        f, y, x = win.clamp_min(0).unbind(1)
+        pot = torch.nn.functional.conv2d(x3.to(w.device, torch.float32), w, padding=self.conv3.padding).cpu()
+        potentials = torch.where(win[:, 0] >= 0, pot[torch.arange(len(win)), f, y, x], 0.0)
+        return decisions, win[:, 0], potentials
+
+    @torch.no_grad()
     def forward_full(self, times: torch.Tensor) -> torch.Tensor:
         """The straightforward computation over all time steps (as the reference does it)."""
         cfg = self.config
