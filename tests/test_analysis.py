@@ -302,7 +302,12 @@ def test_confusion_plot_labels_silent_column():
 
 def test_embedding_plot_and_bar_chart():
     fig = viz.embedding_plot(np.random.rand(30, 2), np.arange(30) % 3, title="e")
-    assert len(fig.axes[0].collections) == 1 and len(fig.axes[0].texts) == 3 and _renders(fig)
+    # one scatter per class (so that a legend can name each colour), one label per class
+    assert len(fig.axes[0].collections) == 3 and len(fig.axes[0].texts) == 3 and _renders(fig)
+    assert fig.axes[0].get_legend() is None
+    fig = viz.embedding_plot(np.random.rand(30, 2), np.arange(30) % 3, legend=True)
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["0", "1", "2"] and _renders(fig)
     with pytest.raises(ValueError, match="labels"):
         viz.embedding_plot(np.random.rand(30, 2), np.arange(29))
     fig = viz.bar_chart({"a": 1.0, "b": 2.0}, reference={"paper": 1.5}, ylabel="y")
