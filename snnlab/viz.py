@@ -315,7 +315,8 @@ def spike_raster(times, time_steps: int, ax=None, channel_names=None, max_points
     return fig
 
 
-def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.8), fig=None) -> Figure:
+def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.8), fig=None,
+                 channel_names=None) -> Figure:
     r"""One frame per time step: neurons spiking *at* ``t`` in colour over the earlier ones in grey.
 
     A pixel is coloured by the channel of its spike at step ``t``
@@ -327,6 +328,7 @@ def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.
         ncols: frames per row (default: up to 8).
         size: size of one frame in inches.
         fig: draw into this figure (or sub-figure) instead of a new one.
+        channel_names: one name per channel: adds a legend of the channel colours.
 
     Shape:
         - times: :math:`(C, H, W)`.
@@ -362,6 +364,14 @@ def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.
             img[now[ci]] = colors[ci]
         ax.imshow(img)
         ax.set_title(f"t = {i} ({int(now.sum())})", fontsize=9)
+    if channel_names is not None:
+        from matplotlib.patches import Patch
+
+        if len(channel_names) != c:
+            raise ValueError(f"channel_names: expected {c} names, got {len(channel_names)}")
+        handles = [Patch(color=colors[ci], label=str(n)) for ci, n in enumerate(channel_names)]
+        handles.append(Patch(color="0.75", label="fired earlier"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     return fig
 
 

@@ -244,3 +244,10 @@ def test_run_figure_per_model():
         viz.run_figure({"model": "lenet"})
     with pytest.raises(TypeError, match="results"):
         viz.run_figure([])
+
+
+def test_spike_frames_channel_legend():
+    fig = viz.spike_frames(torch.tensor([[[0, 1]], [[2, 5]]]), 3, channel_names=["ON", "OFF"])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ON", "OFF", "fired earlier"]
+    with pytest.raises(ValueError, match="channel_names"):
+        viz.spike_frames(torch.tensor([[[0, 1]]]), 3, channel_names=["a", "b"])
