@@ -409,7 +409,8 @@ def show_winners(potentials, winners, radius: int = 0, ax=None, title: str | Non
         if f < 0:
             continue
         ax.plot(x, y, "o", color="cyan", ms=6, mec="black")
-        ax.annotate(str(f), (x, y), xytext=(3, 3), textcoords="offset points", color="cyan", fontsize=9)
+        ax.annotate(str(f), (x, y), xytext=(3, 3), textcoords="offset points", color="cyan", fontsize=8,
+                    bbox=dict(boxstyle="round,pad=0.1", fc="black", ec="none", alpha=0.6))  # readable on any map
         if radius > 0:
             ax.add_patch(Rectangle((x - radius - 0.5, y - radius - 0.5), 2 * radius + 1, 2 * radius + 1,
                                    fill=False, ec="cyan", lw=1.2))
@@ -853,8 +854,8 @@ def dot_plot(values: dict, reference: dict | None = None, ax=None, title: str | 
     names = list(values)
     vals = [float(values[n]) for n in names]
     refs = {str(k): float(v) for k, v in (reference or {}).items()}
-    if ax is None:
-        fig, axes = new_figure(1, 1, (5.6, 0.45 * len(names) + 1.1))
+    if ax is None:  # wide enough for the longest name beside a readable axis
+        fig, axes = new_figure(1, 1, (4.2 + 0.075 * max(len(str(n)) for n in names), 0.45 * len(names) + 1.3))
         ax = axes[0, 0]
     fig = ax.figure
     ys = np.arange(len(names))[::-1]
@@ -863,7 +864,7 @@ def dot_plot(values: dict, reference: dict | None = None, ax=None, title: str | 
     for v, yy in zip(vals, ys):
         ax.annotate(fmt.format(v), (v, yy), xytext=(6, 4), textcoords="offset points", fontsize=8)
     for i, (label, v) in enumerate(refs.items()):
-        ax.axvline(v, ls="--", lw=1, color=("0.35", "0.6", "0.75")[i % 3], label=f"{label}: {fmt.format(v)}")
+        ax.axvline(v, ls="--", lw=1, color=("0.35", "0.6", "0.75")[i % 3], label=f"{label} ({fmt.format(v)})")
     allv = vals + list(refs.values())
     span = max(max(allv) - min(allv), 1.0)
     ax.set_xlim(min(allv) - margin * span, max(allv) + margin * span + 0.1 * span)
