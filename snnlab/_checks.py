@@ -6,6 +6,8 @@ from deep inside torch.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = [
@@ -15,6 +17,11 @@ __all__ = [
     "check_positive_int",
     "check_nonnegative_int",
     "check_kernel_fits",
+    "field_int",
+    "field_number",
+    "field_values",
+    "field_choice",
+    "field_bool",
 ]
 
 
@@ -84,3 +91,97 @@ def as_batch(x: torch.Tensor, name: str, batched_ndim: int):
     if x.dim() == batched_ndim - 1:
         return x.unsqueeze(0), True
     return x, False
+
+
+# --- config fields ------------------------------------------------------------------------
+# Config dataclasses check every field in __post_init__ with these, so that the Python API
+# and ``--set FIELD=VALUE`` get the same one-line ValueError naming the field.
+
+def _range(lo, hi) -> str:
+    if lo is not None and hi is not None:
+        return f" in {lo}..{hi}"
+    if lo is not None:
+        return f" >= {lo}"
+    return f" <= {hi}" if hi is not None else ""
+
+
+def field_int(value, name: str, lo: int | None = None, hi: int | None = None) -> int:
+    """``value`` if it is an int (not a bool) with ``lo <= value <= hi``; ``ValueError`` otherwise.
+
+    Example:
+        >>> field_int(3, "k", 1)
+        3
+        >>> field_int("3", "k", 1)
+        Traceback (most recent call last):
+        ...
+        ValueError: k: expected an int >= 1, got '3'
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo) \
+            or (hi is not None and value > hi):
+        raise ValueError(f"{name}: expected an int{_range(lo, hi)}, got {value!r}")
+    return value
+
+
+def field_number(value, name: str, lo: float | None = None, hi: float | None = None, above: bool = False):
+    """``value`` if it is a finite real number (int or float, not a bool) with ``lo <= value <= hi``
+    (``lo < value`` when ``above``); ``ValueError`` otherwise.
+
+    Example:
+        >>> field_number(0.5, "rate", 0, 1)
+        0.5
+        >>> field_number(float("nan"), "rate")
+        Traceback (most recent call last):
+        ...
+        ValueError: rate: expected a finite number, got nan
+    """
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) \
+        and (lo is None or (value > lo if above else value >= lo)) and (hi is None or value <= hi)
+    if not ok:
+        bound = f" > {lo}" if above and hi is None else _range(lo, hi)
+        raise ValueError(f"{name}: expected a finite number{bound}, got {value!r}")
+    return value
+
+
+def field_values(value, name: str, n: int, check) -> tuple:
+    """``value`` (a list or tuple of ``n`` items) as a tuple, each item passed through
+    ``check(item, "name[i]")``; ``ValueError`` naming the field or the item otherwise.
+
+    Example:
+        >>> field_values([5, 3], "kernels", 2, lambda v, name: field_int(v, name, 1))
+        (5, 3)
+        >>> field_values(None, "kernels", 2, field_int)
+        Traceback (most recent call last):
+        ...
+        ValueError: kernels: expected a list of 2 values, got None
+    """
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        raise ValueError(f"{name}: expected a list of {n} values, got {value!r}")
+    return tuple(check(v, f"{name}[{i}]") for i, v in enumerate(value))
+
+
+def field_choice(value, name: str, choices) -> str:
+    """``value`` if it is one of ``choices``; ``ValueError`` listing them otherwise.
+
+    Example:
+        >>> field_choice("fast", "mode", ("exact", "batched"))
+        Traceback (most recent call last):
+        ...
+        ValueError: mode: expected 'exact' or 'batched', got 'fast'
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected {' or '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
+
+
+def field_bool(value, name: str) -> bool:
+    """``value`` if it is a bool (JSON ``true``/``false``); ``ValueError`` otherwise.
+
+    Example:
+        >>> field_bool(1, "shuffle")
+        Traceback (most recent call last):
+        ...
+        ValueError: shuffle: expected true or false, got 1
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    return value

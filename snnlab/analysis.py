@@ -2,7 +2,7 @@
 
 - features in pixel space through pooling layers (:func:`reconstruct_layer`) and per class
   (:func:`class_kernels`);
-- confusion matrices (:func:`confusion_matrix`);
+- confusion matrices (:func:`confusion_matrix`, from :mod:`snnlab.metrics`);
 - comparing representation spaces: t-SNE (:func:`embed_tsne`), cross-validated k-NN accuracy
   and silhouette score (:func:`space_scores`), a linear probe with its ``C`` chosen on
   validation (:func:`linear_probe`), all three over several random draws of digits
@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_positive_int, check_tensor
+from .metrics import confusion_matrix
 
 __all__ = [
     "reconstruct_layer",
@@ -128,42 +129,6 @@ def class_kernels(weight, decision_map, over: str = "channels") -> torch.Tensor:
     return out / counts.view(-1, *([1] * (red.dim() - 1)))
 
 
-def confusion_matrix(targets, predictions, num_classes: int | None = None, silent: bool = False) -> torch.Tensor:
-    r"""Counts :math:`M_{ij} = \#\{n : y_n = i,\ \hat y_n = j\}` (rows = true class).
-
-    Args:
-        targets: true classes ``0 .. C-1``.
-        predictions: predicted classes; ``-1`` (a silent network) is allowed with ``silent=True``.
-        num_classes: ``C`` (default: one more than the largest class seen).
-        silent: add a last column counting the ``-1`` predictions.
-
-    Shape:
-        - targets, predictions: :math:`(N,)`.
-        - Output: int64 :math:`(C, C)`, or :math:`(C, C + 1)` with ``silent=True``.
-
-    Example:
-        >>> confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 1, -1]), silent=True).tolist()
-        [[1, 0, 0], [0, 1, 1]]
-    """
-    y = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets).long().cpu()
-    p = torch.as_tensor(np.asarray(predictions) if not isinstance(predictions, torch.Tensor) else predictions).long().cpu()
-    if y.dim() != 1 or p.shape != y.shape:
-        raise ValueError(f"predictions: expected shape {tuple(y.shape)} to match 1-D targets, got {tuple(p.shape)}")
-    if len(y) and int(y.min()) < 0:
-        raise ValueError("targets: expected classes >= 0")
-    if len(p) and int(p.min()) < (-1 if silent else 0):
-        raise ValueError("predictions: negative classes; pass silent=True to count -1 (silent) separately")
-    if len(p) and silent and bool((p < -1).any()):
-        raise ValueError("predictions: expected classes >= -1")
-    seen = max(int(y.max()) if len(y) else -1, int(p.max()) if len(p) else -1) + 1
-    c = seen if num_classes is None else check_positive_int(num_classes, "num_classes")
-    if seen > c:
-        raise ValueError(f"num_classes: {c} is too small for class {seen - 1}")
-    cols = c + 1 if silent else c
-    p = torch.where(p < 0, torch.full_like(p, c), p)
-    return torch.bincount(y * cols + p, minlength=c * cols).view(c, cols)
-
-
 # --- the Kheradpisheh 2018 protocol in memory ----------------------------------------------
 @torch.no_grad()
 def kheradpisheh_features(net, times, batch_size: int = 512) -> dict:
@@ -187,7 +152,8 @@ def kheradpisheh_features(net, times, batch_size: int = 512) -> dict:
         >>> f["layer1"].shape, f["layer2"].shape
         (torch.Size([2, 7200]), torch.Size([2, 12150]))
     """
-    from .training import block_pool, chunks, last_slice
+    from ._batching import chunks
+    from .layers import block_pool, last_slice, pad_times
 
     check_tensor(times, "times", 4)
     check_positive_int(batch_size, "batch_size")
@@ -195,7 +161,7 @@ def kheradpisheh_features(net, times, batch_size: int = 512) -> dict:
     dev = net.conv1.weight.device
     l1, l2 = [], []
     for a, b in chunks(len(times), batch_size):
-        x = last_slice(net.conv1_input(times[a:b].to(dev)), cfg.time_steps)
+        x = last_slice(pad_times(times[a:b].to(dev), net.conv1.padding, cfg.time_steps), cfg.time_steps)
         x = block_pool(F.conv2d(x, net.conv1.weight) > cfg.thresholds[0], 2, 1)
         l1.append(x.flatten(1).to(torch.uint8).cpu())
         x = F.conv2d(F.pad(x, (1, 1, 1, 1)).float(), net.conv2.weight) > cfg.thresholds[1]
@@ -250,7 +216,7 @@ def run_kheradpisheh(config=None, seed: int = 1, device="cpu", root=None, images
     from .models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config, train_layers
     from .models.kheradpisheh2018 import classify as svm_scores
     from .runs import PhaseTimer
-    from .training import chunks
+    from ._batching import chunks
 
     cfg = Kheradpisheh2018Config.quick() if config is None else config
     if not isinstance(cfg, Kheradpisheh2018Config):
@@ -582,6 +548,7 @@ def read_results(folder):
         folder: a run folder (e.g. ``results/kheradpisheh2018_quick``).
 
     Raises:
+        snnlab.integrity.IntegrityError: the file does not match the SHA-256 recorded beside it.
         ValueError: the file exists but is not a JSON object.
 
     Example:
@@ -592,9 +559,15 @@ def read_results(folder):
     import json
     from pathlib import Path
 
+    from .integrity import IntegrityError, verify
+
     path = Path(folder) / "results.json"
     if not path.is_file():
         return None
+    try:
+        verify(path)
+    except IntegrityError as err:
+        raise IntegrityError(f"folder: {err}") from None
     try:
         out = json.loads(path.read_text())
     except (OSError, ValueError) as err:

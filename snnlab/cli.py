@@ -7,7 +7,9 @@ Examples::
     snnlab reproduce mozafari2019 --quick --epochs 1,1,2 --train-samples 2000,4000,10000
     snnlab reproduce mozafari2019 --out runs/mz-full --resume
 
-Bad arguments fail at once with a one-line message and exit code 2.
+Bad arguments, missing or corrupted data and files, and a folder in use fail at once with a
+one-line message and exit code 2, before any work; Ctrl-C ends with one line and exit code
+130, and the run continues with ``--resume``.
 """
 from __future__ import annotations
 
@@ -16,10 +18,18 @@ import dataclasses
 import json
 import sys
 import time
+from pathlib import Path
 
 from . import models
 
 __all__ = ["main", "build_parser"]
+
+#: largest seed + 1: the range that torch's and numpy's generators both take (and in which
+#: the per-epoch seeds derived from it stay within 64 bits)
+SEED_LIMIT = 2 ** 32
+
+#: command-line option -> config field, where a model names it differently
+_ALIASES = {"train_samples": ("train_samples", "n_train"), "test_samples": ("test_samples", "n_test")}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,17 +47,30 @@ def _ints(text: str) -> tuple:
     return values
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..{SEED_LIMIT - 1}, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="snnlab", description="Spiking-network reproductions on MNIST.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("reproduce", help="run a published protocol and write a results folder")
     r.add_argument("model", help=f"one of: {', '.join(sorted(models.MODELS))}")
     r.add_argument("--quick", action="store_true", help="CPU-sized preset (fewer samples and epochs)")
-    r.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    r.add_argument("--seed", type=int, default=1, help="seed of the initial weights (default 1)")
+    r.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    r.add_argument("--seed", type=_seed, default=1, help=f"seed of the initial weights, 0..{SEED_LIMIT - 1} (default 1)")
     r.add_argument("--out", default=None, help="output folder (default runs/MODEL[-quick])")
-    r.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --out (--epochs may grow for layers not yet followed by a trained one)")
+    again = r.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint in --out (--epochs may grow for layers not yet followed by a trained one)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="start from scratch even where --out holds an interrupted run (its checkpoint is deleted)")
     r.add_argument("--epochs", type=_ints, help="epochs per layer, comma-separated (e.g. 2,4,680)")
     r.add_argument("--train-samples", type=_ints, help="training samples per layer, comma-separated")
     r.add_argument("--test-samples", type=int, help="test samples (at most 10000)")
@@ -57,60 +80,108 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _per_layer(name: str, values: tuple, default):
+    # a comma-separated option for a per-layer tuple field, or for a single int field
+    option = f"--{name.replace('_', '-')}"
+    if isinstance(default, tuple):
+        if len(values) != len(default):
+            raise ValueError(f"{option}: expected {len(default)} comma-separated values (one per layer), "
+                             f"got {','.join(map(str, values))}")
+        return values
+    if len(values) != 1:
+        raise ValueError(f"{option}: expected one value for this model, got {','.join(map(str, values))}")
+    return values[0]
+
+
+def _json_value(key: str, value: str, default):
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        if isinstance(default, str):  # a bare word for a text field: --set rstdp_mode=batched
+            return value
+        raise ValueError(f"--set {key}: {value!r} is not a JSON value (e.g. 3, 2.5, [5, 3, 5], null, true, "
+                         'or "text" in double quotes)') from None
+
+
 def _config(mod, args):
-    cfg_cls = next(getattr(mod, n) for n in dir(mod) if n.endswith("Config"))
-    over = {}
-    if args.epochs is not None:
-        over["epochs"] = args.epochs
-    if args.train_samples is not None:
-        over["train_samples"] = args.train_samples
-    if args.test_samples is not None:
-        over["test_samples"] = args.test_samples
+    cfg_cls = models.config_class(args.model)
     fields = {f.name for f in dataclasses.fields(cfg_cls)}
+    defaults = cfg_cls()
+    over = {}
+    for option in ("epochs", "train_samples", "test_samples"):
+        given = getattr(args, option)
+        if given is None:
+            continue
+        key = next((k for k in _ALIASES.get(option, (option,)) if k in fields), None)
+        if key is None:
+            raise ValueError(f"--{option.replace('_', '-')}: not a setting of {args.model}")
+        over[key] = given if isinstance(given, int) else _per_layer(option, given, getattr(defaults, key))
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
             raise ValueError(f"--set: expected FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}, got {item!r}")
-        try:
-            over[key] = json.loads(value)
-        except json.JSONDecodeError:
-            over[key] = value
-    for key in ("epochs", "train_samples"):
-        if key in over and key in fields:
-            default = getattr(cfg_cls(), key)
-            if isinstance(default, tuple) and len(tuple(over[key])) != len(default):
-                raise ValueError(f"--{key.replace('_', '-')}: expected {len(default)} comma-separated values "
-                                 f"(one per layer), got {','.join(map(str, over[key]))}")
+        over[key] = _json_value(key, value, getattr(defaults, key))
     return cfg_cls.quick(**over) if args.quick else cfg_cls(**over)
 
 
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    text = str(err) or type(err).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _prepare(mod, cfg, args, out: Path) -> None:
+    # everything that can refuse the run, before any work
+    from .data import ensure_mnist
+    from .runs import CHECKPOINT, Run, check_fresh_start
+
+    if args.resume:  # refuse a corrupted or incompatible checkpoint
+        if models.keeps_own_checkpoints(args.model):
+            mod.check_resume(out, cfg, args.seed)
+        else:
+            Run(out, resume=True).check_resume(cfg, args.seed)
+    elif check_fresh_start(out, args.overwrite):
+        print(f"--overwrite: the interrupted run in {out} is discarded", flush=True)
+    elif (out / CHECKPOINT).is_file():
+        print(f"starting over: the finished run in {out} is replaced (--resume would continue it)", flush=True)
+    ensure_mnist()
+
+
 def main(argv=None) -> int:
-    """Entry point of the ``snnlab`` command; returns the exit code."""
+    """Entry point of the ``snnlab`` command; returns the exit code (errors exit through
+    ``SystemExit``: 2 for bad input, 130 for Ctrl-C)."""
+    from . import default_device
+    from .data import DataIntegrityError
+    from .integrity import FolderLock, IntegrityError
+    from .runs import check_writable
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    out = Path(args.out or f"runs/{args.model}{'-quick' if args.quick else ''}")
+    lock = FolderLock(out)
     try:
-        mod = models.get(args.model)
-        cfg = _config(mod, args)
-        from . import default_device
-
-        device = default_device(args.device)
-        from .runs import check_writable
-
-        out = args.out or f"runs/{args.model}{'-quick' if args.quick else ''}"
-        check_writable(out)
-        if args.resume:  # refuse an incompatible checkpoint before any work
-            if hasattr(mod, "check_resume"):  # a model with its own checkpoint format
-                mod.check_resume(out, cfg, args.seed)
-            else:
-                from .runs import Run
-
-                Run(out, resume=True).check_resume(cfg, args.seed)
-    except (ValueError, TypeError) as err:
-        parser.exit(2, f"snnlab: error: {err}\n")
-    t0 = time.perf_counter()
-    print(f"snnlab reproduce {args.model} ({cfg.name}) on {device}, seed {args.seed} -> {out}", flush=True)
-    results = mod.reproduce(cfg, out, device=device, seed=args.seed, resume=args.resume,
-                            progress=not args.no_progress)
+        try:
+            mod = models.get(args.model)
+            cfg = _config(mod, args)
+            device = default_device(args.device)
+            check_writable(out)
+            lock.acquire()  # released on any exit; the OS drops it if the process is killed
+            _prepare(mod, cfg, args, out)
+        except (ValueError, TypeError, OSError) as err:
+            parser.exit(2, f"snnlab: error: {_one_line(err)}\n")
+        t0 = time.perf_counter()
+        name = getattr(cfg, "name", "quick" if args.quick else "full")
+        print(f"snnlab reproduce {args.model} ({name}) on {device}, seed {args.seed} -> {out}", flush=True)
+        try:
+            results = mod.reproduce(cfg, out, device=device, seed=args.seed, resume=args.resume,
+                                    progress=not args.no_progress)
+        except (IntegrityError, DataIntegrityError, OSError) as err:  # faults met on the way
+            parser.exit(2, f"snnlab: error: {_one_line(err)}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"snnlab: interrupted; continue with --resume (--out {out})\n")
+    finally:
+        lock.release()
     acc = results.get("test_accuracy", results.get("best_test_accuracy"))
     paper = results.get("paper_accuracy")
     shown = "n/a" if acc is None else f"{acc:.2f}%"

@@ -99,6 +99,24 @@ def intensity_to_latency(intensities: torch.Tensor, time_steps: int) -> torch.Te
     return times[0] if single else times
 
 
+def _check_pixels(images: torch.Tensor, name: str = "images") -> None:
+    # the encoder's contract: grey levels 0..255 (uint8, other ints or floats); the [0, 1]
+    # floats of torchvision's ToTensor, bool masks and wrapped-around int8 would encode to
+    # (almost) no spikes without a word, so they are refused with the conversion to use
+    if images.dtype == torch.bool:
+        raise TypeError(f"{name}: expected grey levels 0..255 (uint8 or float), got a bool tensor; "
+                        "convert with images.to(torch.uint8) * 255")
+    if images.dtype == torch.uint8 or images.numel() == 0:
+        return
+    lo, hi = (float(v) for v in torch.aminmax(images.detach()))
+    if lo < 0 or hi > 255:
+        wrapped = " (int8 holds 128..255 as negative numbers: use uint8)" if images.dtype == torch.int8 else ""
+        raise ValueError(f"{name}: expected grey levels in 0..255, got values from {lo:g} to {hi:g}{wrapped}")
+    if images.is_floating_point() and 0 < hi <= 1:
+        raise ValueError(f"{name}: float pixels all in [0, 1] (torchvision's ToTensor convention) encode to almost "
+                         "no spikes; pass grey levels 0..255, e.g. (images * 255).round().to(torch.uint8)")
+
+
 def _pixels(images: torch.Tensor) -> torch.Tensor:
     # float32 pixels as the reference sees them: it goes through ToTensor (x/255) and back
     # (*255), so keep that rounding
@@ -220,7 +238,10 @@ class Encoder(nn.Module):
     r"""Image -> spike times: filter bank, local normalisation, rank-order coding.
 
     Usable as a torchvision ``transform`` (PIL image or tensor in, one sample out) and on
-    whole batches on any device (:meth:`encode_batch`). Pixel values are taken in 0..255.
+    whole batches on any device (:meth:`encode_batch`). Pixels are grey levels 0..255
+    (uint8, other integers or floats); values outside, bool images and float images whose
+    largest value is at most 1 (torchvision's ``ToTensor`` range) are refused with a
+    ``ValueError``/``TypeError`` that says how to convert.
 
     Args:
         dogs: list of ``(size, sigma1, sigma2)`` DoG kernels.
@@ -269,6 +290,7 @@ class Encoder(nn.Module):
     def intensities(self, images: torch.Tensor) -> torch.Tensor:
         """Filtered and normalised intensities, ``(B, C, H, W)`` float32."""
         check_tensor(images, "images", (3, 4))
+        _check_pixels(images)
         x = self.bank(_pixels(images))
         if self.norm_radius is not None:
             # the bank's input was checked finite; intensity_to_latency checks its output
@@ -284,6 +306,7 @@ class Encoder(nn.Module):
         those of :meth:`intensities` followed by :func:`intensity_to_latency`.
         """
         check_tensor(images, "images", (3, 4))
+        _check_pixels(images)
         if images.device.type == "cpu" and _coding_kernels.available() and self.bank.threshold is not None \
                 and not self.bank.use_abs and _compiled_agrees(self, *images.shape[-2:]):
             return self._encode_compiled(images)[0]

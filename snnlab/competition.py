@@ -1,15 +1,17 @@
 """Competition between neurons: point-wise inhibition, k-winners-take-all, feature inhibition.
 
-All functions are batched, run on the tensors' device and never synchronise with the host
-(no ``.item()``), so they can sit inside device-resident training loops.
+All functions are batched and run on the tensors' device. :func:`k_winners`, the checked
+entry point, first refuses NaN or infinite potentials and non-binary spikes (one host sync);
+the steps it is made of (:func:`winner_keys`, :func:`pick_winners`) never synchronise with the
+host (no ``.item()``), so they can sit inside device-resident training loops.
 """
 from __future__ import annotations
 
 import torch
 
-from ._checks import as_batch, check_nonnegative_int, check_positive_int
+from ._checks import as_batch, check_finite, check_nonnegative_int, check_positive_int
 
-__all__ = ["pointwise_inhibition", "k_winners", "winner_keys", "pick_winners", "feature_inhibition"]
+__all__ = ["pointwise_inhibition", "k_winners", "winner_keys", "pick_winners", "feature_inhibition", "inhibit_times"]
 
 
 def pointwise_inhibition(thresholded: torch.Tensor) -> torch.Tensor:
@@ -68,12 +70,17 @@ def k_winners(potentials: torch.Tensor, k: int = 1, radius: int = 0, spikes: tor
     (:func:`winner_keys`). The best becomes a winner ``(feature, y, x)``; its whole feature
     map is excluded and, for ``radius > 0``, so is the ``(2r+1)^2`` window around
     ``(y, x)`` in every feature map; repeat until ``k`` winners or no spiking neuron left.
+    Only positive potentials spike: a sample whose potentials are all ``<= 0`` has no winner.
 
     Args:
-        potentials: (thresholded) potentials.
+        potentials: (thresholded) potentials, finite.
         k: maximum number of winners.
         radius: lateral inhibition radius (0: none).
-        spikes: spike-wave (default: ``potentials.sign()``).
+        spikes: binary spike-wave (default: :math:`[V > 0]`).
+
+    Raises:
+        ValueError: NaN or infinite potentials (they would pick arbitrary winners), or
+            spikes other than 0 and 1.
 
     Returns:
         int64 winners ``(feature, y, x)`` in the order they were picked; rows of ``-1``
@@ -93,12 +100,15 @@ def k_winners(potentials: torch.Tensor, k: int = 1, radius: int = 0, spikes: tor
     vb, single = as_batch(potentials, "potentials", 5)
     check_positive_int(k, "k")
     check_nonnegative_int(radius, "radius")
+    check_finite(vb, "potentials")
     if spikes is None:
-        sb = vb.sign()
+        sb = (vb > 0).to(vb.dtype)  # for thresholded potentials (>= 0) the reference's sign()
     else:
         sb, _ = as_batch(spikes, "spikes", 5)
         if sb.shape != vb.shape:
             raise ValueError(f"spikes: shape {tuple(spikes.shape)} differs from potentials {tuple(potentials.shape)}")
+        if not bool(((sb == 0) | (sb == 1)).all()):
+            raise ValueError("spikes: expected a binary (0/1) spike-wave")
     winners = pick_winners(winner_keys(vb, sb), k, radius)
     return winners[0] if single else winners
 
@@ -113,7 +123,8 @@ def pick_winners(keys: torch.Tensor, k: int, radius: int = 0) -> torch.Tensor:
         radius: lateral inhibition radius.
 
     Returns:
-        int64 winners ``(feature, y, x)``, rows of ``-1`` when fewer than ``k`` keys are positive.
+        int64 winners ``(feature, y, x)``, rows of ``-1`` when fewer than ``k`` keys are positive
+        (a key ``<= 0`` never wins).
 
     Shape:
         - keys: :math:`(B, C, H, W)`; output: :math:`(B, k, 3)`.
@@ -132,7 +143,7 @@ def pick_winners(keys: torch.Tensor, k: int, radius: int = 0) -> torch.Tensor:
     alive = torch.ones(b, dtype=torch.bool, device=dev)
     for i in range(min(k, c)):
         best, idx = keys.flatten(1).max(1)
-        alive = alive & (best != 0)
+        alive = alive & (best > 0)
         f, rem = idx // (h * w), idx % (h * w)
         y, x = rem // w, rem % w
         found = torch.stack([f, y, x], 1)
@@ -177,3 +188,20 @@ def feature_inhibition(potentials: torch.Tensor, features) -> torch.Tensor:
     mask = mask.view(-1, 1, c, 1, 1) if mask.dim() == 2 else mask.view(1, 1, c, 1, 1)
     out = vb.masked_fill(mask, 0)
     return out[0] if single else out
+
+
+def inhibit_times(times: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """Point-wise inhibition of a spike-wave given as times: per location only the earliest
+    feature keeps its spike (the lowest index among simultaneous ones).
+
+    Shape:
+        - Input/Output: :math:`(B, C, H, W)`.
+
+    Example:
+        >>> t = torch.tensor([[[[4]], [[2]], [[2]]]], dtype=torch.uint8)
+        >>> inhibit_times(t, 15).flatten().tolist()
+        [15, 2, 15]
+    """
+    first = times.argmin(1, keepdim=True)
+    keep = torch.zeros_like(times, dtype=torch.bool).scatter_(1, first, True)
+    return times.masked_fill(~keep, time_steps)

@@ -14,11 +14,14 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .integrity import atomic_write
 
 __all__ = [
     "MNIST_FILES",
@@ -38,8 +41,10 @@ MNIST_FILES = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 
-# Verified files, keyed by (path, size, mtime): hashing 47 MB on every load is wasteful.
-_VERIFIED: set[tuple[str, int, int]] = set()
+# Verified files, keyed by path, device, inode, size, mtime and ctime: hashing 47 MB on every
+# load is wasteful, and a file rewritten in place changes its ctime even when its mtime is
+# set back (the kernel sets ctime; no user call can).
+_VERIFIED: set[tuple] = set()
 
 
 class DataIntegrityError(ValueError):
@@ -76,7 +81,7 @@ def _sha256(path: Path) -> str:
 
 def _verify(path: Path, expected: str) -> None:
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key in _VERIFIED:
         return
     got = _sha256(path)
@@ -90,23 +95,37 @@ def _verify(path: Path, expected: str) -> None:
 
 def _gunzip(src: Path, dst: Path) -> None:
     # Unpack to a temporary file first, so an interrupted unpack never leaves a partial file.
+    # Only a bad archive is blamed on the archive; errors writing dst keep their own message.
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.name + ".")
     try:
-        with os.fdopen(fd, "wb") as out, gzip.open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out)
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with gzip.open(src, "rb") as inp:
+                    shutil.copyfileobj(inp, out)
+            except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+                raise DataIntegrityError(f"{src} is not a valid gzip archive ({err}); replace it") from None
         os.replace(tmp, dst)
-    except (OSError, EOFError, zlib.error) as err:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise DataIntegrityError(f"{src} is not a valid gzip archive ({err}); replace it") from err
+
+
+def _not_a_file(path: Path) -> DataIntegrityError:
+    kind = "a directory" if path.is_dir() else "not a regular file"
+    return DataIntegrityError(f"{path} is {kind}, where the file {path.name} belongs; remove it")
 
 
 def _missing_error(raw: Path, missing: list[str], reason: str) -> FileNotFoundError:
-    names = "\n  ".join(missing)
     return FileNotFoundError(
-        f"MNIST files are missing and could not be downloaded ({reason}).\n"
-        f"Put these files (or their .gz archives) in {raw}:\n  {names}\n"
-        "or point SNNLAB_DATA (or root=) at a folder that holds MNIST/raw/."
+        f"MNIST files missing in {raw}: {', '.join(missing)} ({reason}); put them (or their .gz "
+        "archives) there, or point SNNLAB_DATA (or root=) at a folder that holds MNIST/raw/"
     )
+
+
+def _download_failure(err: Exception) -> str:
+    # torchvision names the first file of its list whatever is missing, over several lines;
+    # its last line is the cause (e.g. "<urlopen error [Errno -2] Name or service not known>")
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return f"download failed: {lines[-1] if lines else type(err).__name__}"
 
 
 def ensure_mnist(root=None, download: bool = True) -> Path:
@@ -134,7 +153,9 @@ def ensure_mnist(root=None, download: bool = True) -> Path:
     missing = []
     for name in MNIST_FILES:
         path, gz = raw / name, raw / (name + ".gz")
-        if not path.is_file() and gz.is_file():
+        if path.exists() and not path.is_file():
+            raise _not_a_file(path)
+        if not path.exists() and gz.is_file():
             _gunzip(gz, path)
         if not path.is_file():
             missing.append(name)
@@ -148,7 +169,7 @@ def ensure_mnist(root=None, download: bool = True) -> Path:
             torchvision.datasets.MNIST(str(root), train=True, download=True)
             torchvision.datasets.MNIST(str(root), train=False, download=True)
         except Exception as err:  # any network/IO failure means "not available offline"
-            raise _missing_error(raw, missing, f"{type(err).__name__}: {err}") from None
+            raise _missing_error(raw, missing, _download_failure(err)) from None
         still = [n for n in MNIST_FILES if not (raw / n).is_file()]
         if still:
             raise _missing_error(raw, still, "download finished without them")
@@ -230,7 +251,9 @@ def encoded_mnist(encoder, train: bool = True, root=None, limit: int | None = No
 
     The cache ``<root>/cache/mnist-<split>-<key>.pt`` is keyed by a hash of the
     encoder's parameters (``encoder.config()``) and holds a CRC of its payload; a cache
-    whose key, shape or CRC does not match, or that cannot be read, is rebuilt.
+    whose key, shape or CRC does not match, or that cannot be read, is rebuilt. A directory
+    in its place raises :class:`DataIntegrityError` before any encoding; a cache that cannot
+    be written is skipped with a warning (the encoding is returned all the same).
 
     Args:
         encoder: an object with ``config() -> dict`` and ``encode_batch(uint8 (B,H,W)) -> times``
@@ -254,6 +277,8 @@ def encoded_mnist(encoder, train: bool = True, root=None, limit: int | None = No
     key = _cache_key(params)
     split = "train" if train else "test"
     path = data_root(root) / "cache" / f"mnist-{split}-{key}.pt"
+    if path.exists() and not path.is_file():  # say so before encoding, not after
+        raise _not_a_file(path)
     times = None
     if path.is_file():
         try:
@@ -278,12 +303,12 @@ def encoded_mnist(encoder, train: bool = True, root=None, limit: int | None = No
         for i in rng:
             chunks.append(encoder.encode_batch(images[i : i + batch_size].to(device)).cpu())
         times = torch.cat(chunks)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-        os.close(fd)
-        torch.save({"key": key, "params": params, "times": times,
-                    "crc": zlib.crc32(times.numpy().tobytes())}, tmp)
-        os.replace(tmp, path)
+        blob = {"key": key, "params": params, "times": times, "crc": zlib.crc32(times.numpy().tobytes())}
+        try:  # the cache holds its own CRC: no sidecar
+            atomic_write(path, lambda f: torch.save(blob, f), checked=False)
+        except OSError as err:  # the encoding is done: use it, uncached, rather than lose it
+            warnings.warn(f"cache: could not write {path} ({err.strerror or err}); continuing without it",
+                          RuntimeWarning, stacklevel=2)
     if limit is not None:
         times, labels = times[:limit], labels[:limit]
     return times, labels

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .training import atomic_save
+from .integrity import save_torch, verify
 
 __all__ = ["save_tensor_text", "load_tensor_text", "save_model", "load_model"]
 
@@ -64,7 +64,8 @@ def load_tensor_text(path, dtype=torch.float32) -> torch.Tensor:
 
 
 def save_model(model, path) -> None:
-    """Save a network with its config (``model.config``, a dataclass), atomically.
+    """Save a network with its config (``model.config``, a dataclass), atomically, with a
+    SHA-256 sidecar (``<path>.sha256``) that :func:`load_model` verifies.
 
     Example:
         >>> from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
@@ -81,7 +82,7 @@ def save_model(model, path) -> None:
         "config": dataclasses.asdict(cfg),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    atomic_save(blob, path)
+    save_torch(blob, path)
 
 
 def _resolve(qualname: str):
@@ -98,11 +99,16 @@ def load_model(path, device="cpu"):
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        snnlab.integrity.IntegrityError: the file does not match the SHA-256 recorded beside it.
         ValueError: the file is not a saved snnlab network.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path: no saved network at {path}")
-    blob = torch.load(path, map_location=device, weights_only=True)
+    verify(path)
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # truncated or foreign files fail in many ways inside torch
+        raise ValueError(f"path: {path} is not a readable saved network ({type(err).__name__})") from None
     if not isinstance(blob, dict) or "state_dict" not in blob or "class" not in blob:
         raise ValueError(f"path: {path} is not a network saved by snnlab.io.save_model")
     cfg_cls = _resolve(blob["config_class"])

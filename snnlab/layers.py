@@ -11,7 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import as_batch, check_kernel_fits, check_positive_int, check_tensor
+from ._batching import batched_map
+from ._checks import as_batch, check_finite, check_kernel_fits, check_positive_int, check_tensor, field_number
+from .coding import times_to_wave
 
 __all__ = [
     "conv_potentials",
@@ -19,7 +21,13 @@ __all__ = [
     "threshold",
     "pooling",
     "pad",
+    "pad_times",
+    "block_pool",
+    "pool_times",
+    "last_slice",
+    "layer_times",
     "Convolution",
+    "SpikingConv",
     "Pooling",
 ]
 
@@ -36,8 +44,12 @@ def conv_potentials(wave: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     r"""Cumulative potentials of IF neurons: :math:`V[t] = W \star S[t]` (valid, stride 1, no bias).
 
     Args:
-        wave: input spike-wave (float).
+        wave: input spike-wave: 0/1 values (float, uint8 or bool).
         weight: kernels.
+
+    Raises:
+        ValueError: ``wave`` holds values other than 0 and 1 (NaN, negative, graded), or
+            ``weight`` non-finite ones.
 
     Shape:
         - wave: :math:`(B, T, C_{in}, H, W)` or :math:`(T, C_{in}, H, W)`
@@ -56,6 +68,9 @@ def conv_potentials(wave: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
             f"(weight shape {tuple(weight.shape)})"
         )
     check_kernel_fits(weight.shape[-2:], wb.shape[-2:], "weight")
+    if wb.dtype != torch.bool and not bool(((wb == 0) | (wb == 1)).all()):
+        raise ValueError("wave: expected a spike-wave of 0/1 values (no NaN, negative or graded values)")
+    check_finite(weight, "weight")
     b, t = wb.shape[:2]
     x = wb.reshape(b * t, *wb.shape[2:])
     if x.dtype != weight.dtype:
@@ -177,6 +192,124 @@ def pad(x: torch.Tensor, padding, value: float = 0.0) -> torch.Tensor:
     return F.pad(x, tuple(padding), value=value)
 
 
+# --- the same rules on spike times (T = no spike): the fast forms the engine uses -------
+
+
+def pad_times(times: torch.Tensor, pad: int, time_steps: int) -> torch.Tensor:
+    """Pad spike times spatially with "no spike" (``T``); the equivalent of zero-padding a wave.
+
+    Shape:
+        - Input: :math:`(B, C, H, W)`. Output: :math:`(B, C, H + 2p, W + 2p)`.
+
+    Example:
+        >>> pad_times(torch.zeros(1, 1, 1, 1, dtype=torch.uint8), 1, 15)[0, 0].tolist()
+        [[15, 15, 15], [15, 0, 15], [15, 15, 15]]
+    """
+    return F.pad(times, (pad, pad, pad, pad), value=time_steps) if pad else times
+
+
+def block_pool(x: torch.Tensor, kernel: int, padding: int = 0, mode: str = "max") -> torch.Tensor:
+    r"""Pooling over non-overlapping ``kernel x kernel`` windows (stride = kernel), any dtype.
+
+    :math:`y[i, j] = \max_{0 \le a, b < k} x[ik - p + a, jk - p + b]` (or ``min``), out-of-range
+    cells ignored; equal to ``F.max_pool2d(x, k, k, p)`` (floor mode) for ``mode="max"``.
+
+    One elementwise max/min per window cell over strided views: on CPU 2-3x faster than
+    ``F.max_pool2d`` on NCHW maps, and it works on bool and uint8 without conversion.
+
+    Args:
+        x: maps; kernel: window size and stride; padding: implicit padding, at most
+            ``kernel // 2`` (as in ``F.max_pool2d``, so every window holds a real cell).
+        mode: ``"max"`` or ``"min"``.
+
+    Shape:
+        - Input: :math:`(..., H, W)`. Output: :math:`(..., \lfloor (H + 2p - k)/k \rfloor + 1, ...)`.
+
+    Example:
+        >>> block_pool(torch.tensor([[3, 1, 5], [2, 9, 0]], dtype=torch.uint8), 2, 1, "min").tolist()
+        [[3, 1], [2, 0]]
+    """
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode: expected 'max' or 'min', got {mode!r}")
+    if not 0 <= 2 * padding <= kernel:
+        raise ValueError(f"padding: expected 0 <= padding <= kernel // 2 = {kernel // 2}, got {padding}")
+    h, w = x.shape[-2:]
+    oh, ow = (h + 2 * padding - kernel) // kernel + 1, (w + 2 * padding - kernel) // kernel + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"kernel: {kernel} (padding {padding}) does not fit maps of size {h}x{w}")
+    # pad (or crop) to exactly oh*k x ow*k; the fill never wins since every window has a real cell
+    if x.dtype == torch.bool:
+        fill = mode == "min"
+    else:
+        info = torch.finfo(x.dtype) if x.dtype.is_floating_point else torch.iinfo(x.dtype)
+        fill = info.max if mode == "min" else info.min
+    x = F.pad(x, (padding, ow * kernel - padding - w, padding, oh * kernel - padding - h), value=fill)
+    op = torch.maximum if mode == "max" else torch.minimum
+    out = None
+    for a in range(kernel):
+        for b in range(kernel):
+            v = x[..., a::kernel, b::kernel]
+            out = v if out is None else op(out, v)
+    return out.contiguous()
+
+
+def pool_times(times: torch.Tensor, kernel: int, stride: int | None = None, padding: int = 0) -> torch.Tensor:
+    """Max pooling of a spike-wave, on spike times: the earliest time in each window.
+
+    Shape:
+        - Input: :math:`(B, C, H, W)` uint8. Output: :math:`(B, C, H', W')` uint8.
+
+    Example:
+        >>> pool_times(torch.tensor([[[[3, 1], [2, 9]]]], dtype=torch.uint8), 2).flatten().tolist()
+        [1]
+    """
+    if stride in (None, kernel):
+        return block_pool(times, kernel, padding, "min")
+    x = -times.to(torch.int16 if times.device.type == "cpu" else torch.float32)
+    if x.dtype == torch.int16:
+        x = x.float()  # max_pool2d has no integer kernel on CPU
+    return (-F.max_pool2d(x, kernel, stride, padding)).to(times.dtype)
+
+
+def last_slice(times: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """The last time slice of the spike-wave ("spiked at all") as float ``(B, C, H, W)``."""
+    return (times < time_steps).float()
+
+
+def layer_times(input_times: torch.Tensor, weight: torch.Tensor, threshold: float, time_steps: int,
+                batch_size: int = 256, progress: bool = False, desc: str = "layer") -> torch.Tensor:
+    r"""Output spike times of a frozen IF layer (no competition), batched.
+
+    :math:`t_{out} = T - \#\{t : V[t] > \theta\}` with :math:`V = W \star S`.
+
+    Args:
+        input_times: padded input spike times, uint8.
+        weight: ``(F, C, kh, kw)``.
+        threshold: firing threshold.
+        time_steps: ``T``.
+        batch_size: samples per convolution.
+        progress: show a progress bar.
+
+    Shape:
+        - input_times: :math:`(N, C, H, W)`. Output: :math:`(N, F, H', W')` uint8 on the input's device.
+
+    Example:
+        >>> t = torch.zeros(2, 1, 3, 3, dtype=torch.uint8)
+        >>> layer_times(t, torch.ones(1, 1, 3, 3), 8.5, 4).flatten().tolist()
+        [0, 0]
+    """
+    dev = weight.device
+
+    def batch(a, b):
+        wave = times_to_wave(input_times[a:b].to(dev), time_steps)
+        pot = F.conv2d(wave.flatten(0, 1), weight)
+        fired = (pot > threshold).view(b - a, time_steps, *pot.shape[1:]).sum(1, dtype=torch.uint8)
+        return (time_steps - fired).to(torch.uint8).to(input_times.device)
+
+    out = batched_map(batch, len(input_times), batch_size, progress, desc)
+    return torch.cat(out) if out else torch.empty(0, weight.shape[0], dtype=torch.uint8)
+
+
 class Convolution(nn.Module):
     r"""Spiking convolution of non-leaky IF neurons (no bias, no gradient).
 
@@ -215,9 +348,9 @@ class Convolution(nn.Module):
         self.reset_weight(weight_mean, weight_std, generator)
 
     def reset_weight(self, weight_mean: float = 0.8, weight_std: float = 0.02, generator=None) -> None:
-        """Redraw the weights from :math:`\\mathcal N(\\mu, \\sigma^2)`."""
-        if not weight_std >= 0:
-            raise ValueError(f"weight_std: expected a non-negative number, got {weight_std!r}")
+        """Redraw the weights from :math:`\\mathcal N(\\mu, \\sigma^2)` (``mu`` finite, ``sigma`` finite and ``>= 0``)."""
+        field_number(weight_mean, "weight_mean")
+        field_number(weight_std, "weight_std", 0)
         with torch.no_grad():
             self.weight.normal_(weight_mean, weight_std, generator=generator)
 
@@ -226,6 +359,97 @@ class Convolution(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+
+
+class SpikingConv(Convolution):
+    r"""A convolutional layer of non-leaky IF neurons that knows how it fires and competes.
+
+    Potentials :math:`V[t] = W \star \mathrm{pad}_p(S[t])`, spikes :math:`O[t] = [V[t] > \theta]`;
+    when it learns (:class:`snnlab.learners.STDP`), point-wise inhibition (optional) and k-WTA
+    with radius :math:`r` pick the winners. Called on a spike-wave it returns the potentials
+    (the reference computation, as :class:`Convolution`, padding included); the fast forms
+    work on spike times ``(B, C, H, W)`` uint8, ``T`` meaning "no spike":
+
+    - :meth:`times`: output spike times of the frozen layer (no competition), batched;
+    - :meth:`final`: which neurons fire at all, from which inputs fire at all (potentials
+      never decrease, so only the last time slice is convolved: 1/T of the work).
+
+    Both equal the reference on waves (tested).
+
+    Args:
+        in_channels, out_channels, kernel_size: as :class:`Convolution`.
+        threshold: firing threshold :math:`\theta`; ``None`` for a decision layer (no
+            threshold: every neuron with a positive potential fires at the last step).
+        k: winners per sample when the layer learns.
+        radius: lateral inhibition radius of k-WTA.
+        pointwise: point-wise inhibition before k-WTA.
+        padding: zero padding ("no spike") of the input on each side.
+        time_steps: ``T`` of the spike times the layer reads.
+        weight_mean, weight_std, generator: the initial weights (see :class:`Convolution`).
+
+    Shape:
+        - forward: wave :math:`(B, T, C_{in}, H, W)` -> potentials :math:`(B, T, C_{out}, H', W')`,
+          :math:`H' = H + 2p - k_h + 1`.
+        - times: :math:`(B, C_{in}, H, W)` uint8 -> :math:`(B, C_{out}, H', W')` uint8.
+        - final: :math:`(B, C_{in}, H, W)` 0/1 -> :math:`(B, C_{out}, H', W')` bool.
+
+    Example:
+        >>> conv = SpikingConv(2, 4, 3, threshold=2.0, k=2, padding=1, weight_std=0.0)
+        >>> t = torch.full((1, 2, 5, 5), 15, dtype=torch.uint8); t[0, :, 2, 2] = 3
+        >>> conv.times(t)[0, 0, 1:4, 1:4].tolist()
+        [[15, 15, 15], [15, 15, 15], [15, 15, 15]]
+        >>> conv.final(t < 15).sum().item()
+        0
+        >>> t[0, :, 2, 3] = 5
+        >>> conv.times(t)[0, 0, 2, 2:4].tolist(), conv.final(t < 15).sum().item()
+        ([5, 5], 24)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, threshold: float | None = None,
+                 k: int = 1, radius: int = 0, pointwise: bool = True, padding: int = 0, time_steps: int = 15,
+                 weight_mean: float = 0.8, weight_std: float = 0.05, generator: torch.Generator | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, weight_mean, weight_std, generator)
+        if threshold is not None:
+            field_number(threshold, "threshold")
+        self.threshold = None if threshold is None else float(threshold)
+        self.k = check_positive_int(k, "k")
+        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
+            raise ValueError(f"radius: expected a non-negative int, got {radius!r}")
+        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+            raise ValueError(f"padding: expected a non-negative int, got {padding!r}")
+        if not isinstance(pointwise, bool):
+            raise TypeError(f"pointwise: expected True or False, got {pointwise!r}")
+        self.radius, self.padding, self.pointwise = radius, padding, pointwise
+        self.time_steps = check_positive_int(time_steps, "time_steps", 255)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Potentials of the zero-padded spike-wave (the reference computation)."""
+        return conv_potentials(pad(wave, self.padding) if self.padding else wave, self.weight)
+
+    def times(self, input_times: torch.Tensor, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+        """Output spike times :math:`T - \#\{t : V[t] > \theta\}` of the frozen layer, batched."""
+        if self.threshold is None:
+            raise ValueError("threshold: a decision layer (threshold None) has no spike times; use final() or "
+                             "snnlab.training.decide")
+        return layer_times(pad_times(input_times, self.padding, self.time_steps), self.weight, self.threshold,
+                           self.time_steps, batch_size, progress, desc=f"{type(self).__name__} {self.extra_repr()}")
+
+    def final(self, fired: torch.Tensor, threshold: float | None = None, size: tuple | None = None) -> torch.Tensor:
+        """Which neurons fire at all, from which inputs fire at all (``threshold``: another
+        threshold than the layer's, e.g. a frozen layer read at a higher one; ``size``: only the
+        top-left ``(h, w)`` outputs, e.g. those a following pooling reads; a crop gives the
+        same bits as the whole map)."""
+        theta = self.threshold if threshold is None else float(threshold)
+        x = fired.to(self.weight.dtype)
+        x = F.pad(x, (self.padding,) * 4) if self.padding else x
+        if size is not None:
+            kh, kw = self.kernel_size
+            x = x[..., :size[0] + kh - 1, :size[1] + kw - 1]
+        return F.conv2d(x, self.weight) > (0.0 if theta is None else theta)
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, threshold={self.threshold}, k={self.k}, radius={self.radius}, "
+                f"pointwise={self.pointwise}, padding={self.padding}, time_steps={self.time_steps}")
 
 
 class Pooling(nn.Module):

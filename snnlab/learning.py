@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn as nn
 
-from ._checks import as_batch, check_positive_int, check_tensor
+from ._checks import check_positive_int, check_tensor
 
 __all__ = [
     "stdp_pairing",
     "stdp_rates_for_winners",
     "apply_stdp",
     "batch_stdp",
-    "STDP",
-    "anti_stdp_rates",
+    "convergence",
+    "FLUSH_BELOW",
     "rstdp_select",
     "rate_schedule",
     "RateDoubling",
@@ -110,6 +109,25 @@ def stdp_rates_for_winners(pairing: torch.Tensor, winners: torch.Tensor, rates: 
     an = r[..., 1].view(*f.shape, 1, 1, 1)
     lr = torch.where(pairing, ap, an)
     return lr * valid.view(*f.shape, 1, 1, 1)
+
+
+#: weights below this magnitude are set to 0 after an update: stabilised LTD drives weights
+#: geometrically towards 0, and subnormal floats slow CPU convolutions ~5x
+FLUSH_BELOW = 1e-30
+
+
+def convergence(weight: torch.Tensor) -> float:
+    r"""How far STDP has settled: :math:`C = \frac{1}{N}\sum_i w_i (1 - w_i)`, 0 when every weight
+    is at 0 or 1 (the stabiliser's fixed points).
+
+    Shape:
+        - weight: any shape.
+
+    Example:
+        >>> convergence(torch.tensor([0.0, 1.0, 0.5, 0.5]))
+        0.125
+    """
+    return float((weight * (1 - weight)).mean())
 
 
 def _stabilise(w, use_stabilizer, lower, upper):
@@ -199,83 +217,6 @@ def batch_stdp(weight: torch.Tensor, winners: torch.Tensor, lr: torch.Tensor, us
     return weight
 
 
-def _as_rates(learning_rate, n_features):
-    r = torch.as_tensor(learning_rate, dtype=torch.float32)
-    if r.shape == (2,):
-        r = r.expand(n_features, 2).clone()
-    if r.shape != (n_features, 2):
-        raise ValueError(f"learning_rate: expected (a_plus, a_minus) or ({n_features}, 2) rates, got shape {tuple(r.shape)}")
-    return r
-
-
-class STDP(nn.Module):
-    r"""STDP of a :class:`~snnlab.layers.Convolution` (exact, sample by sample).
-
-    Args:
-        layer: the convolution whose ``weight`` learns.
-        learning_rate: ``(a_plus, a_minus)`` for all features, or ``(F, 2)``.
-        use_stabilizer: multiply updates by :math:`(w - LB)(UB - w)`.
-        lower_bound, upper_bound: weight bounds.
-        flush_below: weights below this magnitude become 0 after each update.
-
-    Shape:
-        - input_spikes: :math:`(B, T, C, H, W)` or :math:`(T, C, H, W)` (the padded layer input).
-        - output_spikes: :math:`(B, T, F, H', W')` or :math:`(T, F, H', W')`.
-        - winners: :math:`(B, k, 3)` or :math:`(k, 3)`; samples are applied in order.
-
-    Example:
-        >>> from snnlab.layers import Convolution
-        >>> conv = Convolution(1, 2, 2)
-        >>> stdp = STDP(conv, (0.004, -0.003))
-        >>> stdp(torch.ones(3, 1, 2, 2), torch.ones(3, 2, 1, 1), torch.tensor([[0, 0, 0]]))
-    """
-
-    def __init__(self, layer, learning_rate=(0.004, -0.003), use_stabilizer: bool = True,
-                 lower_bound: float = 0.0, upper_bound: float = 1.0, flush_below: float = 0.0):
-        super().__init__()
-        if not hasattr(layer, "weight") or not isinstance(layer.weight, torch.Tensor) or layer.weight.dim() != 4:
-            raise TypeError(f"layer: expected a convolution with a 4-D weight, got {type(layer).__name__}")
-        if not lower_bound < upper_bound:
-            raise ValueError(f"lower_bound, upper_bound: expected lower < upper, got {lower_bound}, {upper_bound}")
-        self.layer = layer
-        self.register_buffer("rates", _as_rates(learning_rate, layer.weight.shape[0]).to(layer.weight.device))
-        self.use_stabilizer = bool(use_stabilizer)
-        self.lower_bound, self.upper_bound = float(lower_bound), float(upper_bound)
-        self.flush_below = float(flush_below)
-
-    def set_rates(self, a_plus: float, a_minus: float, features=None) -> None:
-        """Set ``(a_plus, a_minus)`` of all features (or of ``features``)."""
-        idx = slice(None) if features is None else torch.as_tensor(features, dtype=torch.long)
-        self.rates[idx, 0] = a_plus
-        self.rates[idx, 1] = a_minus
-
-    @torch.no_grad()
-    def forward(self, input_spikes, output_spikes, winners) -> None:
-        xin, _ = as_batch(input_spikes, "input_spikes", 5)
-        xout, _ = as_batch(output_spikes, "output_spikes", 5)
-        wb, _ = as_batch(winners, "winners", 3)
-        if not (xin.shape[0] == xout.shape[0] == wb.shape[0]):
-            raise ValueError(f"input_spikes, output_spikes, winners: batch sizes differ "
-                             f"({xin.shape[0]}, {xout.shape[0]}, {wb.shape[0]})")
-        weight = self.layer.weight
-        pairing = stdp_pairing(spike_times_of(xin), spike_times_of(xout), wb, weight.shape[-2:])
-        lr = stdp_rates_for_winners(pairing, wb, self.rates)
-        for i in range(wb.shape[0]):
-            apply_stdp(weight.data, wb[i], lr[i], self.use_stabilizer, self.lower_bound,
-                       self.upper_bound, True, self.flush_below)
-
-
-def anti_stdp_rates(learning_rate):
-    """Anti-STDP: the same rule with the signs of both rates flipped.
-
-    Example:
-        >>> anti_stdp_rates((0.004, -0.003))
-        (-0.004, 0.003)
-    """
-    a_plus, a_minus = learning_rate
-    return (-a_plus, -a_minus)
-
-
 def rstdp_select(decision: torch.Tensor, target: torch.Tensor, reward_rates: torch.Tensor,
                  punish_rates: torch.Tensor) -> torch.Tensor:
     r"""Per-sample R-STDP rates: reward (STDP) when right, punishment (anti-STDP) when wrong,
@@ -341,16 +282,21 @@ def rate_schedule(n_samples: int, a_plus: float, every: int = 500, max_a_plus: f
 class RateDoubling:
     """Stateful form of :func:`rate_schedule` for sample-by-sample loops.
 
+    ``every=None`` never doubles (fixed rates).
+
     Example:
         >>> sched = RateDoubling(0.004, -0.003, every=2)
         >>> [round(sched.step()[0], 4) for _ in range(4)]
         [0.004, 0.008, 0.008, 0.016]
+        >>> [round(a, 4) for a in sched.rates(2)[:, 0].tolist()], sched.state_dict()["counter"]
+        ([0.016, 0.032], 0)
     """
 
-    def __init__(self, a_plus: float, a_minus: float, every: int = 500, max_a_plus: float = 0.15,
+    def __init__(self, a_plus: float, a_minus: float, every: int | None = 500, max_a_plus: float = 0.15,
                  ratio: float = -0.75, counter: int = 0):
         self.a_plus, self.a_minus = float(np.float32(a_plus)), float(np.float32(a_minus))
-        self.every, self.max_a_plus, self.ratio, self.counter = every, max_a_plus, ratio, counter
+        self.every = 2 ** 62 if every is None else every  # never reached: fixed rates
+        self.max_a_plus, self.ratio, self.counter = max_a_plus, ratio, counter
 
     def step(self):
         """Count one sample; return the ``(a_plus, a_minus)`` to use for it."""
@@ -358,6 +304,14 @@ class RateDoubling:
                                         self.counter, self.a_minus)
         self.a_plus, self.a_minus = float(r[0, 0]), float(r[0, 1])
         return self.a_plus, self.a_minus
+
+    def rates(self, n: int) -> torch.Tensor:
+        """The ``(a_plus, a_minus)`` of the next ``n`` samples, float32 ``(n, 2)``; advances the state."""
+        r, self.counter = rate_schedule(n, self.a_plus, self.every, self.max_a_plus, self.ratio, self.counter,
+                                        self.a_minus)
+        if n:
+            self.a_plus, self.a_minus = float(r[-1, 0]), float(r[-1, 1])
+        return r
 
     def state_dict(self) -> dict:
         return {"a_plus": self.a_plus, "a_minus": self.a_minus, "counter": self.counter}

@@ -6,6 +6,7 @@ Everything works on batches of grayscale images with pixel values in 0..255.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -120,7 +121,7 @@ class FilterBank(nn.Module):
     Args:
         kernels: list of 2-D tensors (odd, square sizes), e.g. from :func:`dog_kernel`.
         padding: zero padding of the image.
-        threshold: values ``< threshold`` become 0 (``None``: keep all).
+        threshold: values ``< threshold`` become 0 (a finite number; ``None``: keep all).
         use_abs: take the absolute value after thresholding.
 
     Shape:
@@ -152,6 +153,9 @@ class FilterBank(nn.Module):
             padded.append(F.pad(k.float(), (p, p, p, p)))
         self.register_buffer("weight", torch.stack(padded).unsqueeze(1))
         self.padding = check_nonnegative_int(padding, "padding")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
+                                      or not math.isfinite(threshold)):
+            raise ValueError(f"threshold: expected a finite number or None, got {threshold!r}")
         self.threshold = threshold
         self.use_abs = bool(use_abs)
 

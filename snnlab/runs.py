@@ -1,24 +1,31 @@
 """Output folders of reproduction runs: checkpoints, ``results.json``, curves and weights.
 
-A run folder holds ``checkpoint.pt`` (written atomically after every epoch of every
-layer), ``results.json``, ``curves.png`` and ``weights.pt`` (the trained network with its
-config, see :func:`snnlab.io.save_model`).
+A run folder holds ``checkpoint.pt`` (written after every epoch of every layer),
+``results.json``, ``curves.png`` and ``weights.pt`` (the trained network with its config, see
+:func:`snnlab.io.save_model`). Every file is written atomically and, but the figure, with a
+SHA-256 sidecar verified on load (:mod:`snnlab.integrity`); ``results.json.sha256`` also
+names the checkpoint the results were computed from, which tells a finished run from an
+interrupted one. A :class:`Run` locks its folder, so two runs never write into one.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
 import time
+import weakref
 from pathlib import Path
 
 import torch
 
 from . import __version__
-from .training import atomic_save
+from .integrity import FolderLock, IntegrityError, atomic_write, recorded, remove_leftovers, save_torch, sha256_file, sidecar, verify
 
-__all__ = ["Run", "check_writable", "check_epochs_extension", "config_mismatch", "read_checkpoint", "PhaseTimer"]
+__all__ = ["Run", "check_writable", "check_epochs_extension", "config_mismatch", "read_checkpoint", "PhaseTimer",
+           "write_results", "interrupted_run", "check_fresh_start", "discard_checkpoint"]
+
+CHECKPOINT = "checkpoint.pt"
+RESULTS = "results.json"
 
 
 def check_writable(out) -> Path:
@@ -87,11 +94,22 @@ class PhaseTimer:
 
 
 def read_checkpoint(path):
-    """``torch.load`` of a checkpoint, ``None`` if there is none; an unreadable file raises
-    ``ValueError`` (a run must never restart silently over a checkpoint it cannot read)."""
+    """``torch.load`` of a checkpoint, ``None`` if there is none; a file that does not match its
+    SHA-256 sidecar raises :class:`~snnlab.integrity.IntegrityError`, an unreadable one
+    ``ValueError`` (a run must never restart silently over a checkpoint it cannot read).
+
+    Example:
+        >>> import tempfile, os
+        >>> read_checkpoint(os.path.join(tempfile.mkdtemp(), "checkpoint.pt")) is None
+        True
+    """
     path = Path(path)
     if not path.is_file():
         return None
+    try:
+        verify(path)
+    except IntegrityError as err:
+        raise IntegrityError(f"resume: checkpoint {err}") from None
     try:
         return torch.load(path, weights_only=False)
     except Exception as err:
@@ -122,13 +140,126 @@ def config_mismatch(saved: dict, saved_seed, config, seed, done=None) -> list:
     return diff + (["seed"] if saved_seed != seed else [])
 
 
+def write_results(out, results: dict) -> Path:
+    """Write ``out/results.json`` atomically; its sidecar lists its SHA-256 and the checkpoint's.
+
+    Args:
+        out: the run folder.
+        results: JSON-serialisable dict (tensors, paths and tuples are converted).
+
+    Returns:
+        The path written.
+
+    Shape:
+        - tensors in ``results`` become nested lists.
+
+    Example:
+        >>> import tempfile
+        >>> write_results(tempfile.mkdtemp(), {"accuracy": torch.tensor(0.5)}).read_text()
+        '{\\n  "accuracy": 0.5\\n}'
+    """
+    out = Path(out)
+    ckpt = out / CHECKPOINT
+    also = {CHECKPOINT: sha256_file(ckpt)} if ckpt.is_file() else {}
+    text = json.dumps(results, indent=2, default=_jsonable).encode()
+    atomic_write(out / RESULTS, lambda f: f.write(text), also)
+    return out / RESULTS
+
+
+def interrupted_run(out) -> str | None:
+    """Why ``out`` holds an interrupted run, or ``None``: a checkpoint that no ``results.json``
+    was computed from (checked by hash; for folders from before sidecars, by modification time).
+
+    Args:
+        out: a run folder.
+
+    Shape:
+        - no tensors.
+
+    Example:
+        >>> import tempfile
+        >>> interrupted_run(tempfile.mkdtemp()) is None
+        True
+    """
+    out = Path(out)
+    ckpt, results = out / CHECKPOINT, out / RESULTS
+    if not ckpt.is_file():
+        return None
+    if not results.is_file():
+        return "a checkpoint and no results.json"
+    try:
+        source = recorded(results, CHECKPOINT)
+    except IntegrityError:
+        source = set()
+    if source is None:
+        finished = results.stat().st_mtime_ns >= ckpt.stat().st_mtime_ns
+    else:
+        finished = sha256_file(ckpt) in source
+    return None if finished else "its checkpoint is not the one its results.json was computed from"
+
+
+def discard_checkpoint(out) -> None:
+    """Delete ``out/checkpoint.pt`` and its sidecar (the run then starts from scratch).
+
+    Args:
+        out: a run folder.
+
+    Shape:
+        - no tensors.
+
+    Example:
+        >>> import tempfile
+        >>> discard_checkpoint(tempfile.mkdtemp())  # nothing there: nothing to do
+    """
+    ckpt = Path(out) / CHECKPOINT
+    ckpt.unlink(missing_ok=True)
+    sidecar(ckpt).unlink(missing_ok=True)
+
+
+def check_fresh_start(out, overwrite: bool = False) -> bool:
+    """Before a run starts from scratch in ``out``: refuse to lose an interrupted run.
+
+    Args:
+        out: the run folder.
+        overwrite: discard an interrupted run's checkpoint instead of refusing.
+
+    Returns:
+        Whether an interrupted run was discarded.
+
+    Raises:
+        ValueError: ``out`` holds an interrupted run and ``overwrite`` is false.
+
+    Shape:
+        - no tensors.
+
+    Example:
+        >>> import tempfile
+        >>> check_fresh_start(tempfile.mkdtemp())
+        False
+    """
+    why = interrupted_run(out)
+    if why is None:
+        return False
+    if not overwrite:
+        raise ValueError(f"out: {out} holds an interrupted run ({why}); continue it with --resume "
+                         f"(resume=True), or start over with --overwrite (or delete its {CHECKPOINT})")
+    discard_checkpoint(out)
+    return True
+
+
 class Run:
-    """One reproduction's output folder.
+    """One reproduction's output folder, locked while the object lives (:meth:`close`
+    releases it; so does the end of the process, even by ``kill -9``).
 
     Args:
         out: folder (created if missing).
-        resume: continue from ``checkpoint.pt`` if present; otherwise a stale checkpoint
-            is removed so the run starts afresh.
+        resume: continue from ``checkpoint.pt`` if present. Otherwise the checkpoint of a
+            finished run is removed so the run starts afresh, and an interrupted run is
+            refused (``ValueError``) unless ``overwrite``.
+        overwrite: start afresh even over an interrupted run (its checkpoint is deleted).
+
+    Raises:
+        snnlab.integrity.FolderBusyError: another process is running in ``out``.
 
     Example:
         >>> import tempfile
@@ -137,11 +268,30 @@ class Run:
         True
     """
 
-    def __init__(self, out, resume: bool = False):
+    def __init__(self, out, resume: bool = False, overwrite: bool = False):
         self.out = check_writable(out)
-        self.ckpt = self.out / "checkpoint.pt"
-        if not resume and self.ckpt.exists():
-            self.ckpt.unlink()
+        self.ckpt = self.out / CHECKPOINT
+        self.resume = resume
+        self._lock = FolderLock(self.out).acquire()
+        weakref.finalize(self, self._lock.release)
+        try:
+            remove_leftovers(self.out)  # of a killed run: no writer is active while we hold the lock
+            if not resume:
+                check_fresh_start(self.out, overwrite)
+                discard_checkpoint(self.out)  # a finished run's: this one replaces it
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the folder's lock."""
+        self._lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def load_checkpoint(self):
         return read_checkpoint(self.ckpt)
@@ -164,7 +314,7 @@ class Run:
         check_epochs_extension(old["epochs"], config.epochs, ck["state"]["done"])
 
     def save_checkpoint(self, state: dict) -> None:
-        atomic_save(state, self.ckpt)
+        save_torch(state, self.ckpt)
 
     def restore(self, net, config, seed: int, fresh: dict, log=print) -> dict:
         """Load ``net``'s weights and the protocol state from the checkpoint, if any.
@@ -176,6 +326,8 @@ class Run:
         """
         ck = self.load_checkpoint()
         if ck is None:
+            if self.resume:
+                log(f"resume: no checkpoint in {self.out}; starting from scratch")
             return fresh
         self._check_compatible(ck, config, seed)
         net.load_state_dict(ck["model"])
@@ -204,11 +356,7 @@ class Run:
         }
 
     def write_results(self, results: dict) -> Path:
-        path = self.out / "results.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2, default=_jsonable))
-        os.replace(tmp, path)
-        return path
+        return write_results(self.out, results)
 
     def plot_curves(self, epochs, series: dict, ylabel: str, title: str, reference: dict | None = None,
                     mark: int | None = None) -> Path:
@@ -232,7 +380,7 @@ class Run:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = self.out / "curves.png"
-        fig.savefig(path, dpi=110)
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), checked=False)
         plt.close(fig)
         return path
 

@@ -22,8 +22,6 @@ these facts:
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 
@@ -32,27 +30,18 @@ import torch
 import torch.nn.functional as F
 
 from . import _decision_kernels, _stdp_kernels
+from ._batching import _progress, batch_for, batched_map, chunks
 from .coding import times_to_wave
 from .competition import pick_winners
-from .learning import _receptive_fields, _stabilise, apply_stdp, batch_stdp, rate_schedule, stdp_pairing, stdp_rates_for_winners
+from .learning import _receptive_fields, _stabilise, apply_stdp, batch_stdp, stdp_pairing, stdp_rates_for_winners
 
 __all__ = [
     "StdpLayer",
-    "batched_map",
-    "batch_for",
-    "layer_times",
-    "pool_times",
-    "block_pool",
-    "pad_times",
-    "inhibit_times",
-    "last_slice",
     "train_stdp",
     "compete",
-    "stdp_epochs",
     "decide",
     "train_rstdp",
-    "atomic_save",
-    "chunks",
+    "binary_conv_agrees",
 ]
 
 
@@ -78,233 +67,6 @@ class StdpLayer:
     lower: float = 0.0
     upper: float = 1.0
     flush_below: float = 1e-30
-
-
-def chunks(n: int, size: int):
-    """``(start, stop)`` pairs covering ``range(n)`` in steps of ``size``."""
-    return [(i, min(i + size, n)) for i in range(0, n, size)]
-
-
-def _is_oom(err: BaseException) -> bool:
-    if isinstance(err, torch.OutOfMemoryError):
-        return True
-    msg = str(err)
-    return isinstance(err, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
-
-
-def batched_map(fn, n: int, batch_size: int, progress: bool = False, desc: str = "batches") -> list:
-    r"""``[fn(a, b) for a, b in chunks(n, batch_size)]``, splitting a batch that does not fit.
-
-    On an out-of-memory error (GPU or host) the batch size is halved and the same batch is
-    retried, down to one sample; the smaller size is kept for the rest. Other errors
-    propagate. Use it for per-sample computations, whose results do not depend on the batch.
-
-    Args:
-        fn: ``fn(start, stop)`` computing samples ``start:stop``.
-        n: number of samples.
-        batch_size: first batch size to try (>= 1).
-        progress: show a progress bar over samples.
-        desc: the bar's label.
-
-    Returns:
-        The list of ``fn``'s results, in order.
-
-    Example:
-        >>> def f(a, b):
-        ...     if b - a > 2:
-        ...         raise torch.OutOfMemoryError("out of memory")
-        ...     return list(range(a, b))
-        >>> batched_map(f, 5, 4)
-        [[0, 1], [2, 3], [4]]
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    out, a, size = [], 0, batch_size
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, desc=desc, unit="sample", mininterval=1.0)
-    while a < n:
-        b = min(a + size, n)
-        try:
-            out.append(fn(a, b))
-        except (torch.OutOfMemoryError, RuntimeError) as err:
-            if not _is_oom(err) or size == 1:
-                raise
-            size = max(1, (b - a) // 2)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            continue
-        if bar is not None:
-            bar.update(b - a)
-        a = b
-    if bar is not None:
-        bar.close()
-    return out
-
-
-def batch_for(device, batch_size: int | None, cpu: int) -> int:
-    r"""Inference batch size: ``batch_size``, or for ``None`` the default of ``device``.
-
-    :math:`b = b_{cpu}` on a CPU, :math:`16\,b_{cpu}` elsewhere. On CPU, inference is
-    fastest on cache-sized batches (measured optima 128-256 samples, up to 2x faster than 512).
-
-    Args:
-        device: where the batch runs.
-        batch_size: an explicit size (returned as is) or ``None``.
-        cpu: the default on a CPU.
-
-    Shape:
-        - scalars only.
-
-    Example:
-        >>> batch_for("cpu", None, 128), batch_for("cpu", 32, 128)
-        (128, 32)
-    """
-    if batch_size is not None:
-        return batch_size
-    return cpu if torch.device(device).type == "cpu" else 16 * cpu
-
-
-def _progress(iterable, progress, **kw):
-    if not progress:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, **kw)
-
-
-def pad_times(times: torch.Tensor, pad: int, time_steps: int) -> torch.Tensor:
-    """Pad spike times spatially with "no spike" (``T``); the equivalent of zero-padding a wave.
-
-    Shape:
-        - Input: :math:`(B, C, H, W)`. Output: :math:`(B, C, H + 2p, W + 2p)`.
-
-    Example:
-        >>> pad_times(torch.zeros(1, 1, 1, 1, dtype=torch.uint8), 1, 15)[0, 0].tolist()
-        [[15, 15, 15], [15, 0, 15], [15, 15, 15]]
-    """
-    return F.pad(times, (pad, pad, pad, pad), value=time_steps) if pad else times
-
-
-def block_pool(x: torch.Tensor, kernel: int, padding: int = 0, mode: str = "max") -> torch.Tensor:
-    r"""Pooling over non-overlapping ``kernel x kernel`` windows (stride = kernel), any dtype.
-
-    :math:`y[i, j] = \max_{0 \le a, b < k} x[ik - p + a, jk - p + b]` (or ``min``), out-of-range
-    cells ignored; equal to ``F.max_pool2d(x, k, k, p)`` (floor mode) for ``mode="max"``.
-
-    One elementwise max/min per window cell over strided views: on CPU 2-3x faster than
-    ``F.max_pool2d`` on NCHW maps, and it works on bool and uint8 without conversion.
-
-    Args:
-        x: maps; kernel: window size and stride; padding: implicit padding, at most
-            ``kernel // 2`` (as in ``F.max_pool2d``, so every window holds a real cell).
-        mode: ``"max"`` or ``"min"``.
-
-    Shape:
-        - Input: :math:`(..., H, W)`. Output: :math:`(..., \lfloor (H + 2p - k)/k \rfloor + 1, ...)`.
-
-    Example:
-        >>> block_pool(torch.tensor([[3, 1, 5], [2, 9, 0]], dtype=torch.uint8), 2, 1, "min").tolist()
-        [[3, 1], [2, 0]]
-    """
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode: expected 'max' or 'min', got {mode!r}")
-    if not 0 <= 2 * padding <= kernel:
-        raise ValueError(f"padding: expected 0 <= padding <= kernel // 2 = {kernel // 2}, got {padding}")
-    h, w = x.shape[-2:]
-    oh, ow = (h + 2 * padding - kernel) // kernel + 1, (w + 2 * padding - kernel) // kernel + 1
-    if oh < 1 or ow < 1:
-        raise ValueError(f"kernel: {kernel} (padding {padding}) does not fit maps of size {h}x{w}")
-    # pad (or crop) to exactly oh*k x ow*k; the fill never wins since every window has a real cell
-    if x.dtype == torch.bool:
-        fill = mode == "min"
-    else:
-        info = torch.finfo(x.dtype) if x.dtype.is_floating_point else torch.iinfo(x.dtype)
-        fill = info.max if mode == "min" else info.min
-    x = F.pad(x, (padding, ow * kernel - padding - w, padding, oh * kernel - padding - h), value=fill)
-    op = torch.maximum if mode == "max" else torch.minimum
-    out = None
-    for a in range(kernel):
-        for b in range(kernel):
-            v = x[..., a::kernel, b::kernel]
-            out = v if out is None else op(out, v)
-    return out.contiguous()
-
-
-def pool_times(times: torch.Tensor, kernel: int, stride: int | None = None, padding: int = 0) -> torch.Tensor:
-    """Max pooling of a spike-wave, on spike times: the earliest time in each window.
-
-    Shape:
-        - Input: :math:`(B, C, H, W)` uint8. Output: :math:`(B, C, H', W')` uint8.
-
-    Example:
-        >>> pool_times(torch.tensor([[[[3, 1], [2, 9]]]], dtype=torch.uint8), 2).flatten().tolist()
-        [1]
-    """
-    if stride in (None, kernel):
-        return block_pool(times, kernel, padding, "min")
-    x = -times.to(torch.int16 if times.device.type == "cpu" else torch.float32)
-    if x.dtype == torch.int16:
-        x = x.float()  # max_pool2d has no integer kernel on CPU
-    return (-F.max_pool2d(x, kernel, stride, padding)).to(times.dtype)
-
-
-def inhibit_times(times: torch.Tensor, time_steps: int) -> torch.Tensor:
-    """Point-wise inhibition of a spike-wave given as times: per location only the earliest
-    feature keeps its spike (the lowest index among simultaneous ones).
-
-    Shape:
-        - Input/Output: :math:`(B, C, H, W)`.
-
-    Example:
-        >>> t = torch.tensor([[[[4]], [[2]], [[2]]]], dtype=torch.uint8)
-        >>> inhibit_times(t, 15).flatten().tolist()
-        [15, 2, 15]
-    """
-    first = times.argmin(1, keepdim=True)
-    keep = torch.zeros_like(times, dtype=torch.bool).scatter_(1, first, True)
-    return times.masked_fill(~keep, time_steps)
-
-
-def last_slice(times: torch.Tensor, time_steps: int) -> torch.Tensor:
-    """The last time slice of the spike-wave ("spiked at all") as float ``(B, C, H, W)``."""
-    return (times < time_steps).float()
-
-
-def layer_times(input_times: torch.Tensor, weight: torch.Tensor, threshold: float, time_steps: int,
-                batch_size: int = 256, progress: bool = False, desc: str = "layer") -> torch.Tensor:
-    r"""Output spike times of a frozen IF layer (no competition), batched.
-
-    :math:`t_{out} = T - \#\{t : V[t] > \theta\}` with :math:`V = W \star S`.
-
-    Args:
-        input_times: padded input spike times, uint8.
-        weight: ``(F, C, kh, kw)``.
-        threshold: firing threshold.
-        time_steps: ``T``.
-        batch_size: samples per convolution.
-        progress: show a progress bar.
-
-    Shape:
-        - input_times: :math:`(N, C, H, W)`. Output: :math:`(N, F, H', W')` uint8 on the input's device.
-
-    Example:
-        >>> t = torch.zeros(2, 1, 3, 3, dtype=torch.uint8)
-        >>> layer_times(t, torch.ones(1, 1, 3, 3), 8.5, 4).flatten().tolist()
-        [0, 0]
-    """
-    dev = weight.device
-
-    def batch(a, b):
-        wave = times_to_wave(input_times[a:b].to(dev), time_steps)
-        pot = F.conv2d(wave.flatten(0, 1), weight)
-        fired = (pot > threshold).view(b - a, time_steps, *pot.shape[1:]).sum(1, dtype=torch.uint8)
-        return (time_steps - fired).to(torch.uint8).to(input_times.device)
-
-    out = batched_map(batch, len(input_times), batch_size, progress, desc)
-    return torch.cat(out) if out else torch.empty(0, weight.shape[0], dtype=torch.uint8)
 
 
 @torch.no_grad()
@@ -655,34 +417,6 @@ def _in_bounds(weight, lower, upper):
     return bool(((weight >= lower) & (weight <= upper)).all())
 
 
-def stdp_epochs(weight: torch.Tensor, inputs: torch.Tensor, spec: StdpLayer, cfg, layer: int, state: dict,
-                save, progress: bool = False, log=print, doubling: bool = True, name: str = "conv") -> None:
-    """Train one STDP layer for its remaining epochs, checkpointing after each.
-
-    ``cfg`` supplies ``epochs[layer]``, ``stdp_rates``, ``doubling_every``, ``max_a_plus``,
-    ``doubling_ratio``, ``time_steps``, ``chunk``, ``stdp_mode`` and ``stdp_batch``; ``state`` holds ``done[layer]`` (epochs
-    finished), ``sched[layer]`` (the rate-doubling state) and ``stdp_history``, and is updated.
-    """
-    n = len(inputs)
-    every = cfg.doubling_every if doubling else n * cfg.epochs[layer] + 1
-    for ep in range(state["done"][layer], cfg.epochs[layer]):
-        sched = state["sched"][layer] or {"a_plus": cfg.stdp_rates[0], "a_minus": cfg.stdp_rates[1], "counter": 0}
-        rates, counter = rate_schedule(n, sched["a_plus"], every, cfg.max_a_plus, cfg.doubling_ratio,
-                                       sched["counter"], sched["a_minus"])
-        out = train_stdp(weight, inputs, spec, rates, cfg.time_steps, cfg.chunk, progress,
-                         desc=f"{name} epoch {ep + 1}/{cfg.epochs[layer]}", mode=cfg.stdp_mode,
-                         batch=cfg.stdp_batch)
-        state["sched"][layer] = {"a_plus": float(rates[-1, 0]), "a_minus": float(rates[-1, 1]), "counter": counter}
-        state["done"][layer] = ep + 1
-        won = (out["winners"][:, :, 0] >= 0).sum(1).float().mean().item()
-        convergence = float((weight * (1 - weight)).mean())
-        state.setdefault("stdp_history", []).append({"layer": name, "epoch": ep + 1, "winners_per_sample": won,
-                                 "mean_w_1_minus_w": convergence, "a_plus": float(rates[-1, 0])})
-        log(f"{name} epoch {ep + 1}/{cfg.epochs[layer]}: {won:.2f} winners/sample, "
-            f"a+ = {float(rates[-1, 0]):.4f}, convergence mean w(1-w) = {convergence:.4f}")
-        save()
-
-
 def _decision_keys(pot: torch.Tensor, time_steps: int) -> torch.Tensor:
     # k-WTA keys of a decision layer (no threshold: every positive neuron spikes at T-1),
     # in the reference's float arithmetic: fl(V + T * max V+) for V > 0, else 0
@@ -771,10 +505,9 @@ def binary_conv_agrees(weight_shape: tuple, input_shape: tuple, padding: int = 0
     w = torch.rand(weight_shape, generator=gen) * 0.6 + 0.2
     x = _probe_binary(*input_shape)
     ref = F.conv2d(x.float(), w, padding=padding)
-    wt = w.permute(1, 2, 3, 0).contiguous().numpy()
     for block in (16, 8):
-        if all(torch.equal(torch.from_numpy(_decision_kernels.potentials(x[i].numpy(), wt, block, padding)), ref[i])
-               for i in range(len(x))):
+        if all(torch.equal(torch.from_numpy(_decision_kernels.potentials(x[i].numpy(), w.numpy(), block, padding)),
+                           ref[i]) for i in range(len(x))):
             return block
     warnings.warn("train_rstdp: the compiled recomputation does not reproduce F.conv2d's bits for a layer of shape "
                   f"{tuple(weight_shape)} on this machine; using the torch path (same results, slower)",
@@ -796,7 +529,7 @@ def _compiled_block(weight: torch.Tensor, inputs: torch.Tensor, padding: int) ->
 @torch.no_grad()
 def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor, decision_map: torch.Tensor,
                 reward_rates, punish_rates, time_steps: int, lower: float, upper: float,
-                mode: str = "exact", chunk: int = 16, progress: bool = False, desc: str = "R-STDP",
+                mode: str = "exact", chunk: int | None = None, progress: bool = False, desc: str = "R-STDP",
                 padding: int = 0, active: torch.Tensor | None = None, stabilizer: bool = False) -> torch.Tensor:
     r"""One pass of R-STDP over ``inputs`` on a decision layer (final-slice form).
 
@@ -821,7 +554,8 @@ def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
         time_steps: ``T``.
         lower, upper: weight bounds.
         mode: ``"exact"`` or ``"batched"``.
-        chunk: samples per batched convolution (at most 16 in exact mode on CPU).
+        chunk: samples per batched convolution (``None``: 32 for the compiled exact loop, 16
+            otherwise; in batched mode it is the mini-batch, so it changes the result).
         padding: zero padding of the input on each side (see :func:`decide`).
         active: ``(F,)`` bool, the features that may win (``None``: all).
         stabilizer: multiply each update by :math:`(w - l)(u - w)`.
@@ -849,6 +583,7 @@ def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
     else:
         silenced = torch.empty(0, dtype=torch.long, device=dev)
     block = _compiled_block(weight, inputs, padding) if mode == "exact" else 0
+    chunk = chunk or (32 if block else 16)
     start = 0
     if block and needs_clamp:
         # the first update clips every kernel, so the potentials after it change everywhere:
@@ -859,7 +594,6 @@ def train_rstdp(weight: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
                                              decisions[start:start + 1], (kh, kw), silenced, stabilizer)
             start += 1
     if block:  # CPU: chunk convolution by oneDNN, then the compiled per-sample loop (same bits)
-        chunk = min(chunk, _decision_kernels.LANES)
         x_all = inputs[start:] if inputs.dtype == torch.uint8 else (inputs[start:] != 0).to(torch.uint8)
         out_hw = (inputs.shape[-2] + 2 * padding - kh + 1, inputs.shape[-1] + 2 * padding - kw + 1)
         work = _decision_kernels.workspace(tuple(weight.shape), tuple(inputs.shape[1:]), out_hw, block)
@@ -989,19 +723,3 @@ def _receptive(x, win, ks):
     kh, kw = ks
     corners = win[:, 1:].clamp_min(0).tolist()
     return torch.stack([x[i, :, y:y + kh, c:c + kw] for i, (y, c) in enumerate(corners)])
-
-
-def atomic_save(obj, path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never a partial file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

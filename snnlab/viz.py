@@ -657,7 +657,7 @@ def confusion_plot(confusion, ax=None, normalize: bool = True, title: str | None
 
     Cells print the counts; the colour is the row fraction :math:`M_{ij} / \sum_j M_{ij}`
     (``normalize=True``) or the count. A matrix with one extra column (as from
-    :func:`snnlab.analysis.confusion_matrix` with ``silent=True``) labels it "silent".
+    :func:`snnlab.metrics.confusion_matrix` with ``silent=True``) labels it "silent".
 
     Args:
         confusion: counts.

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# conftest files are plugins, not test modules: --doctest-modules would import this one and
+# tests/browser/conftest.py under the same module name
+collect_ignore_glob = ["conftest.py", "browser/conftest.py"]
 DOCS_HINT = "install the docs tools: `.venv/bin/pip install -e '.[docs]'` (included in '.[dev]')"
 
 

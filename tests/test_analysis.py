@@ -14,7 +14,7 @@ from snnlab import analysis as an
 from snnlab import viz
 from snnlab.data import data_root
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config
-from snnlab.training import layer_times, pool_times
+from snnlab.layers import pool_times
 
 HAVE_MNIST = (data_root() / "MNIST" / "raw").is_dir()
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST not staged in data/MNIST/raw")
@@ -126,7 +126,7 @@ def test_kheradpisheh_features_match_the_network_and_the_time_domain():
     times = _rand_times(6)
     f = an.kheradpisheh_features(net, times, batch_size=4)
     assert f["layer2"].dtype == torch.uint8 and torch.equal(f["layer2"], net(times))
-    t1 = layer_times(net.conv1_input(times), net.conv1.weight, net.config.thresholds[0], 15)
+    t1 = net.conv1.times(times)
     spiked = (pool_times(t1, 2, 2, 1) < 15).flatten(1).to(torch.uint8)
     assert torch.equal(f["layer1"], spiked)
     assert 0 < float(f["layer1"].float().mean()) < 1

@@ -18,8 +18,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
 #: modules with their own API page: every public module of snnlab but the command line
-API_MODULES = ["retina", "coding", "layers", "competition", "learning", "training", "neurons", "svm", "data",
-               "io", "runs", "pretrained", "viz", "widgets", "analysis", "models", "models.mozafari2019",
+API_MODULES = ["retina", "coding", "layers", "competition", "learning", "learners", "training", "neurons", "svm", "metrics",
+               "data", "io", "runs", "integrity", "pretrained", "viz", "widgets", "analysis", "models",
+               "models.mozafari2019",
                "models.kheradpisheh2018", "models.kulkarni2018"]
 EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=[\"']?(?:https?:)?//"
                       r"|fonts\.googleapis|unpkg\.com|cdnjs\.cloudflare|cdn\.jsdelivr", re.I)

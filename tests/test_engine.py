@@ -6,8 +6,9 @@ import torch
 from snnlab.coding import Encoder, intensity_to_latency, times_to_wave, wave_to_times
 from snnlab.competition import feature_inhibition, k_winners, pointwise_inhibition
 from snnlab.layers import Convolution, conv_potentials, fire, pad, pooling, threshold
+from snnlab.learners import STDP
 from snnlab.learning import (
-    STDP, RateDoubling, adaptive_rstdp_rates, apply_stdp, batch_stdp, rate_schedule,
+    RateDoubling, adaptive_rstdp_rates, apply_stdp, batch_stdp, rate_schedule,
     rstdp_select, spike_times_of, stdp_pairing, stdp_rates_for_winners,
 )
 from snnlab.retina import (
@@ -247,11 +248,83 @@ def test_encoder_rejects_overflowing_images(monkeypatch, compiled):
     if not compiled:
         monkeypatch.setattr(_coding_kernels, "available", lambda: False)
     x = torch.zeros(2, 28, 28)
-    x[1, 10:18, 10:18] = 3e38   # finite pixels whose filtered values overflow
-    with pytest.raises(ValueError, match="intensities: contains (NaN|infinite) values"):
+    x[1, 10:18, 10:18] = 3e38   # finite pixels far outside the grey levels
+    with pytest.raises(ValueError, match="images: expected grey levels in 0..255, got values from 0 to 3e"):
         Encoder.kheradpisheh2018().encode_batch(x)
     with pytest.raises(ValueError, match="images: contains NaN"):
         Encoder.kheradpisheh2018().encode_batch(torch.full((1, 28, 28), float("nan")))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_encoder_pixel_contract_grey_levels_0_to_255(monkeypatch, compiled):
+    # [0, 1] floats (torchvision's ToTensor), bool masks, negative, > 255 and wrapped int8
+    # pixels would encode to (almost) no spikes without a word: refused, saying how to convert
+    from snnlab import _coding_kernels
+    if compiled and not _coding_kernels.available():
+        pytest.skip("numba not installed")
+    if not compiled:
+        monkeypatch.setattr(_coding_kernels, "available", lambda: False)
+    enc = Encoder.kheradpisheh2018()
+    x = torch.zeros(2, 28, 28, dtype=torch.uint8)
+    x[:, 8:20, 10:18] = torch.randint(60, 256, (12, 8), generator=g, dtype=torch.uint8)
+    x[0, 12, 12] = 255
+    ref = enc.encode_batch(x)
+    assert int((ref < 15).sum()) > 20
+    for same in (x.float(), x.to(torch.int16), x.to(torch.int64)):  # grey levels in any dtype
+        assert torch.equal(enc.encode_batch(same), ref)
+    with pytest.raises(ValueError, match=r"ToTensor.*\(images \* 255\)"):
+        enc.encode_batch(x.float() / 255)
+    with pytest.raises(ValueError, match="ToTensor"):
+        enc(x[0].float() / 255)  # the transform path too
+    with pytest.raises(TypeError, match="bool tensor.*to\\(torch.uint8\\) \\* 255"):
+        enc.encode_batch(x > 0)
+    with pytest.raises(ValueError, match="from -1 to 254"):
+        enc.encode_batch(x.float() - 1)  # 0 -> -1, max 254
+    with pytest.raises(ValueError, match="to 300"):
+        enc.encode_batch(torch.full((1, 28, 28), 300.0))
+    with pytest.raises(ValueError, match="int8 holds 128..255 as negative"):
+        enc.encode_batch(x.to(torch.int8))  # 200 wraps to -56
+    assert bool((enc.encode_batch(torch.zeros(1, 28, 28)) == 15).all())  # a blank float image is fine
+
+
+def test_nan_encoder_threshold_is_refused():
+    with pytest.raises(ValueError, match="threshold: expected a finite number or None, got nan"):
+        Encoder.kheradpisheh2018(threshold=float("nan"))
+    with pytest.raises(ValueError, match="threshold"):
+        FilterBank([dog_kernel(3, 1, 2)], threshold=float("inf"))
+
+
+def test_k_winners_refuses_non_finite_potentials_and_negatives_never_win():
+    v = torch.zeros(1, 2, 3, 3)
+    v[0, 1, 1, 1] = 5.0
+    for bad in (float("nan"), float("inf")):
+        w = v.clone()
+        w[0, 1, 0, 2] = bad
+        with pytest.raises(ValueError, match="potentials: contains (NaN|infinite)"):
+            k_winners(w, k=2)
+    assert k_winners(-torch.rand(2, 2, 2, 3, 3) - 0.1, k=2).tolist() == [[[-1, -1, -1]] * 2] * 2
+    mixed = v.clone()
+    mixed[0, :, 0, 0] = -3.0
+    assert k_winners(mixed, k=2).tolist() == [[1, 1, 1], [-1, -1, -1]]
+    with pytest.raises(ValueError, match="spikes: expected a binary"):
+        k_winners(v, 1, 0, v)
+
+
+def test_convolution_refuses_nan_negative_or_graded_waves_and_bad_weight_draws():
+    conv = Convolution(2, 3, 3, generator=torch.Generator().manual_seed(0))
+    wave = (torch.rand(4, 2, 6, 6, generator=g) < 0.3).float()
+    assert conv(wave).shape == (4, 3, 4, 4) and torch.equal(conv(wave.bool()), conv(wave))
+    for bad, what in ((float("nan"), "NaN"), (-1.0, "negative"), (0.5, "graded")):
+        w = wave.clone()
+        w[1, 0, 2, 2] = bad
+        with pytest.raises(ValueError, match="wave: expected a spike-wave of 0/1 values"):
+            conv(w)
+    with pytest.raises(ValueError, match="weight_mean: expected a finite number, got nan"):
+        Convolution(2, 3, 3, weight_mean=float("nan"))
+    with pytest.raises(ValueError, match="weight_std: expected a finite number >= 0, got inf"):
+        Convolution(2, 3, 3, weight_std=float("inf"))
+    with pytest.raises(ValueError, match="weight_std"):
+        Convolution(2, 3, 3, weight_std=-0.1)
 
 
 def test_encoder_blank_image_gives_silent_wave():
@@ -493,3 +566,28 @@ def test_wrong_type_raises_type_error():
         intensity_to_latency([[1.0]], 3)
     with pytest.raises(TypeError, match="threshold"):
         fire(torch.ones(2, 1, 2, 2), "10")
+
+
+def test_numba_cache_goes_to_a_temporary_folder_where_none_is_writable(monkeypatch):
+    # an unwritable HOME and package folder: numba finds no cache locator and would refuse
+    # every cache=True loop at import; snnlab points its cache at a temporary folder instead
+    import shutil
+
+    numba = pytest.importorskip("numba")
+    from numba.core import caching
+
+    from snnlab import _numba
+
+    for cls in (caching.InTreeCacheLocator, caching.UserWideCacheLocator):
+        monkeypatch.setattr(cls, "from_function", classmethod(lambda cls, func, path: None))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+
+    def twice(x):
+        return 2 * x
+
+    with pytest.raises(RuntimeError, match="no locator available"):
+        numba.njit(cache=True)(twice)
+    _numba._ensure_cache_dir()
+    assert "snnlab-numba-" in numba.config.CACHE_DIR
+    assert numba.njit(cache=True)(twice)(21) == 42
+    shutil.rmtree(numba.config.CACHE_DIR)

@@ -263,6 +263,38 @@ def test_resume_refuses_another_protocol_fewer_epochs_or_a_broken_file(tiny_run,
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"not a checkpoint"  # nothing overwritten
 
 
+def test_run_files_carry_a_sha256_and_a_corrupted_or_interrupted_run_is_refused(tiny_run, tmp_path, capsys):
+    from snnlab.integrity import IntegrityError, verify
+
+    out, _ = tiny_run
+    names = ["checkpoint.pt", "weights.pt", "results.json"] + [p.name for p in out.glob("*_*.pt")]
+    assert len(names) == 6 and all(verify(out / n) for n in names)  # each written with its SHA-256
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    hidden = next(copy.glob("hidden_test_*.pt"))
+    blob = bytearray(hidden.read_bytes())
+    blob[len(blob) // 2] ^= 1
+    hidden.write_bytes(bytes(blob))
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.name != ".lock"}
+    with pytest.raises(IntegrityError, match=f"{hidden.name} is corrupted"):
+        reproduce(Kulkarni2018Config.quick(**{**TINY, "epochs": 4}), copy, "cpu", seed=1, resume=True, progress=False)
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.name != ".lock"} == before  # nothing written
+    (copy / "results.json").unlink()
+    with pytest.raises(ValueError, match="holds an interrupted run"):
+        reproduce(Kulkarni2018Config.quick(**TINY), copy, "cpu", seed=1, progress=False)
+    assert (copy / "checkpoint.pt").read_bytes() == before["checkpoint.pt"]
+
+
+def test_resume_without_a_checkpoint_says_so_and_starts_from_scratch(tiny_run, tmp_path, capsys):
+    out, res = tiny_run
+    for f in list(out.glob("hidden_*.pt*")) + list(out.glob("kernels_*.pt*")):  # the caches, with their hashes
+        shutil.copy(f, tmp_path / f.name)
+    again = reproduce(Kulkarni2018Config.quick(**TINY), tmp_path, "cpu", seed=1, resume=True, progress=False)
+    assert f"resume: no checkpoint in {tmp_path}; starting from scratch" in capsys.readouterr().out
+    strip = lambda epochs: [(e["train_acc"], e["test_acc"]) for e in epochs]  # noqa: E731
+    assert strip(again["epochs"]) == strip(res["epochs"][:2]) and again["resumed_from_epoch"] is None
+
+
 def test_lif_cnn_features_predict_the_hidden_spike_counts(mnist_small):
     # The "lif" CNN must see what the spiking hidden layer sees: its activation (the
     # analytic rate of the mean hidden current, in units of 100 Hz) times 10 is the expected
@@ -303,6 +335,10 @@ def test_bad_arguments_raise_naming_argument(kernels):
         Kulkarni2018Config(n_train=0)
     with pytest.raises(TypeError, match="epochs"):
         Kulkarni2018Config(epochs=2.5)
+    with pytest.raises(ValueError, match="n_kernels, kernel_size: .* built for 12 kernels of 3x3"):
+        Kulkarni2018Config(kernel_size=5)  # the output layer has 12 x 26 x 26 inputs
+    with pytest.raises(ValueError, match="seed: expected an int in 0..4294967295"):
+        reproduce(Kulkarni2018Config.quick(), "/tmp/never", "cpu", seed=2 ** 64)
     with pytest.raises(TypeError, match="config"):
         pixel_current(torch.zeros(28, 28, dtype=torch.uint8), {"I0": 1})
     with pytest.raises(ValueError, match="images"):

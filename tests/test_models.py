@@ -16,7 +16,9 @@ from snnlab.learning import apply_stdp, batch_stdp, rate_schedule, spike_times_o
 from snnlab.models.kheradpisheh2018 import Kheradpisheh2018, Kheradpisheh2018Config
 from snnlab.models.mozafari2019 import Mozafari2019, Mozafari2019Config
 from snnlab.training import _compete_batch, _train_stdp_batched
-from snnlab.training import StdpLayer, block_pool, compete, decide, inhibit_times, layer_times, pool_times, train_rstdp, train_stdp
+from snnlab.competition import inhibit_times
+from snnlab.layers import block_pool, layer_times, pool_times
+from snnlab.training import StdpLayer, compete, decide, train_rstdp, train_stdp
 
 HAVE_MNIST = (data_root() / "MNIST" / "raw").is_dir()
 needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST not staged in data/MNIST/raw")
@@ -252,8 +254,13 @@ def test_rstdp_paths_equal_the_plain_loop_with_padding(path, variant, monkeypatc
         ref[win[0, 0]] += lr * _stabilise(ref[win[0, 0]], stab, 0.2, 0.8)
         ref.clamp_(0.2, 0.8)
     assert bool((ref_dec < 0).any()) and bool((ref_dec >= 0).any())
+    recomputed = []
     if path == "compiled":
         assert training.binary_conv_agrees((30, 20, 5, 5), (20, 4, 4), 2) in (8, 16)
+        from snnlab import _decision_kernels
+
+        real = _decision_kernels.rstdp_chunk
+        monkeypatch.setattr(_decision_kernels, "rstdp_chunk", lambda *a: recomputed.append(real(*a)) or recomputed[-1])
     else:
         monkeypatch.setattr(training, "_compiled_block", lambda *a: 0)
     if path == "generic":  # the accelerator path, run on the CPU
@@ -263,6 +270,8 @@ def test_rstdp_paths_equal_the_plain_loop_with_padding(path, variant, monkeypatc
     dec = torch.cat([train_rstdp(mine, x[a:a + 25], y[a:a + 25], dmap, (0.004, -0.003), (-0.004, 0.0005), 15,
                                  0.2, 0.8, chunk=6, padding=2, active=active, stabilizer=stab) for a in (0, 25, 50)])
     assert torch.equal(dec, ref_dec) and torch.equal(mine, ref)
+    if path == "compiled":  # stale potentials were both recomputed and provably left alone
+        assert 0 < sum(recomputed) < sum(len(range(a, min(a + 6, 25))) for a in range(0, 25, 6)) * 3 * 30 * 16
     d, win = decide(mine, x, dmap, 15, padding=2)
     d_pad, win_pad = decide(mine, F.pad(x, (2, 2, 2, 2)), dmap, 15)
     assert torch.equal(d, d_pad) and torch.equal(win, win_pad)
@@ -380,6 +389,31 @@ def test_config_validation_names_the_field():
     for bad in (0, -1.0, "16", True):
         with pytest.raises(ValueError, match="conv2_output_threshold"):
             Mozafari2019Config(conv2_output_threshold=bad)
+
+
+@pytest.mark.parametrize("cls, field, value, message", [
+    (Mozafari2019Config, "kernels", [5, 3, 50], "conv3's kernel may be at most 7 wide"),
+    (Mozafari2019Config, "kernels", [40, 3, 5], "do not fit 28x28 digits"),
+    (Mozafari2019Config, "adaptive_block", 0, "adaptive_block: expected an int >= 1, got 0"),
+    (Mozafari2019Config, "features", None, "features: expected a list of 3 values, got None"),
+    (Mozafari2019Config, "test_samples", "100", "test_samples: expected an int in 1..10000, got '100'"),
+    (Mozafari2019Config, "thresholds", [15, float("nan")], "thresholds[1]: expected a finite number >= 0"),
+    (Mozafari2019Config, "rstdp_bounds", [0.8, 0.2], "lower < upper"),
+    (Mozafari2019Config, "weight_std", float("inf"), "weight_std"),
+    (Mozafari2019Config, "time_steps", 256, "time_steps: expected an int in 1..255"),
+    (Mozafari2019Config, "chunk", 0, "chunk"),
+    (Mozafari2019Config, "name", 3, "name"),
+    (Kheradpisheh2018Config, "kernels", [5, 18], "conv2's kernel may be at most 17 wide"),
+    (Kheradpisheh2018Config, "svm_val_fraction", "0.2", "svm_val_fraction"),
+    (Kheradpisheh2018Config, "rate_doubling", [1, 0], "rate_doubling[0]: expected true or false"),
+    (Kheradpisheh2018Config, "radius", [2, -1], "radius[1]: expected an int >= 0"),
+    (Kheradpisheh2018Config, "svm_train_samples", None, "svm_train_samples"),
+])
+def test_every_config_field_is_checked_in_the_config(cls, field, value, message):
+    # bad values fail when the config is made (one ValueError naming the field), never
+    # later inside training; the command line's --set gets the same message
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        cls(**{field: value})
 
 
 def test_model_save_load_and_text_tensor_roundtrip(tmp_path):
@@ -655,7 +689,7 @@ def test_linear_svm_rejects_bad_input():
 
 
 def test_batched_map_splits_batches_that_do_not_fit():
-    from snnlab.training import batched_map
+    from snnlab._batching import batched_map
 
     calls = []
 

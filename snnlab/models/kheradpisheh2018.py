@@ -11,19 +11,23 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .. import default_device
-from ..analysis import confusion_matrix
+from .._batching import batch_for, batched_map
+from .._checks import field_bool, field_choice, field_int, field_number, field_values
+from ..metrics import confusion_matrix
 from ..coding import Encoder, times_to_wave
+from ..competition import inhibit_times
 from ..data import encoded_mnist
-from ..layers import Convolution, conv_potentials, fire, pad, pooling
+from ..layers import SpikingConv, block_pool, fire, pool_times, pooling
+from ..learners import STDP
 from ..runs import PhaseTimer, Run
 from ..svm import SVM_C_GRID, LinearSVM, select_svm_c
-from ..training import StdpLayer, batch_for, batched_map, block_pool, inhibit_times, last_slice, layer_times, pad_times, pool_times, stdp_epochs
+from ._protocol import stdp_stage
 
 __all__ = ["Kheradpisheh2018Config", "Kheradpisheh2018", "LinearSVM", "fit_svm", "train_layers", "classify",
            "select_svm_c", "SVM_C_GRID", "reproduce", "PAPER_ACCURACY"]
@@ -82,35 +86,57 @@ class Kheradpisheh2018Config:
     name: str = field(default="full", compare=False)
 
     def __post_init__(self):
-        for f in ("features", "kernels", "thresholds", "k", "radius", "stdp_rates", "rate_doubling",
-                  "epochs", "train_samples"):
-            setattr(self, f, tuple(getattr(self, f)))
-        if len(self.epochs) != 2 or any((not isinstance(e, int)) or e < 0 for e in self.epochs):
+        # every field's type and range, so that bad values fail here, before any work
+        count = partial(field_int, lo=1)
+        field_int(self.time_steps, "time_steps", 1, 255)
+        self.features = field_values(self.features, "features", 2, count)
+        self.kernels = field_values(self.kernels, "kernels", 2, count)
+        self.thresholds = field_values(self.thresholds, "thresholds", 2, partial(field_number, lo=0))
+        self.k = field_values(self.k, "k", 2, count)
+        self.radius = field_values(self.radius, "radius", 2, partial(field_int, lo=0))
+        self.stdp_rates = field_values(self.stdp_rates, "stdp_rates", 2, field_number)
+        field_number(self.max_a_plus, "max_a_plus", 0, above=True)
+        field_int(self.doubling_every, "doubling_every", 1)
+        field_number(self.doubling_ratio, "doubling_ratio")
+        self.rate_doubling = field_values(self.rate_doubling, "rate_doubling", 2, field_bool)
+        field_number(self.weight_mean, "weight_mean")
+        field_number(self.weight_std, "weight_std", 0)
+        if not isinstance(self.epochs, (list, tuple)) or len(self.epochs) != 2 \
+                or any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in self.epochs):
             raise ValueError(f"epochs: expected 2 non-negative ints (conv1, conv2), got {self.epochs}")
-        if len(self.train_samples) != 2 or any(n < 1 or n > 60000 for n in self.train_samples):
+        self.epochs = tuple(self.epochs)
+        if not isinstance(self.train_samples, (list, tuple)) or len(self.train_samples) != 2 \
+                or any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 60000 for n in self.train_samples):
             raise ValueError(f"train_samples: expected 2 ints in 1..60000, got {self.train_samples}")
-        if self.stdp_mode not in ("exact", "batched"):
-            raise ValueError(f"stdp_mode: expected 'exact' or 'batched', got {self.stdp_mode!r}")
-        if isinstance(self.stdp_batch, bool) or not isinstance(self.stdp_batch, int) or self.stdp_batch < 1:
-            raise ValueError(f"stdp_batch: expected a positive int, got {self.stdp_batch!r}")
-        try:
-            self.svm_c_grid = tuple(float(c) for c in self.svm_c_grid)
-        except (TypeError, ValueError):
-            raise ValueError(f"svm_c_grid: expected a sequence of positive numbers, got {self.svm_c_grid!r}") from None
+        self.train_samples = tuple(self.train_samples)
+        field_choice(self.stdp_mode, "stdp_mode", ("exact", "batched"))
+        field_int(self.stdp_batch, "stdp_batch", 1)
+        if self.chunk is not None:
+            field_int(self.chunk, "chunk", 1)
+        if not isinstance(self.svm_c_grid, (list, tuple)) or not self.svm_c_grid or not all(
+                not isinstance(c, bool) and isinstance(c, (int, float)) and 0 < c < math.inf for c in self.svm_c_grid):
+            raise ValueError(f"svm_c_grid: expected a list of positive numbers, got {self.svm_c_grid!r}")
+        self.svm_c_grid = tuple(float(c) for c in self.svm_c_grid)
         if self.svm_c is not None and (isinstance(self.svm_c, bool) or not isinstance(self.svm_c, (int, float))
                                        or not 0 < self.svm_c < math.inf):
             raise ValueError(f"svm_c: expected a positive number or None (chosen by validation), got {self.svm_c!r}")
-        if not self.svm_c_grid or not all(0 < c < math.inf for c in self.svm_c_grid):
-            raise ValueError(f"svm_c_grid: expected positive numbers, got {self.svm_c_grid}")
-        if not 0 < self.svm_val_fraction < 1:
-            raise ValueError(f"svm_val_fraction: expected a number in (0, 1), got {self.svm_val_fraction!r}")
+        v = self.svm_val_fraction
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+            raise ValueError(f"svm_val_fraction: expected a number in (0, 1), got {v!r}")
         p = self.svm_patience
         if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 1):
             raise ValueError(f"svm_patience: expected a positive int or None (the whole grid), got {p!r}")
-        if not 1 <= self.svm_train_samples <= 60000:
-            raise ValueError(f"svm_train_samples: expected 1..60000, got {self.svm_train_samples}")
-        if not 1 <= self.test_samples <= 10000:
-            raise ValueError(f"test_samples: expected 1..10000, got {self.test_samples}")
+        field_int(self.svm_train_samples, "svm_train_samples", 1, 60000)
+        field_int(self.test_samples, "test_samples", 1, 10000)
+        if not isinstance(self.name, str):
+            raise ValueError(f"name: expected a text, got {self.name!r}")
+        # the layers' sizes on 28x28 digits: conv1 on 32 (padded by 2), pool 2/2 with padding 1,
+        # pad 1, conv2
+        k1, k2 = self.kernels
+        side1 = (33 - k1) // 2 + 1
+        if k1 > 32 or side1 + 3 - k2 < 1:
+            most = "conv1's kernel may be at most 32 wide" if k1 > 32 else f"conv2's kernel may be at most {side1 + 2} wide"
+            raise ValueError(f"kernels: {list(self.kernels)} do not fit 28x28 digits ({most}); the published ones are [5, 2]")
 
     @classmethod
     def quick(cls, **overrides) -> "Kheradpisheh2018Config":
@@ -131,7 +157,7 @@ class Kheradpisheh2018(nn.Module):
 
     Args:
         config: :class:`Kheradpisheh2018Config`.
-        seed: seed of the initial weights.
+        seed: seed of the initial weights (0..2**32 - 1).
 
     Shape:
         - Input: spike times :math:`(B, 2, 28, 28)` uint8, as from
@@ -147,22 +173,20 @@ class Kheradpisheh2018(nn.Module):
     def __init__(self, config: Kheradpisheh2018Config | None = None, seed: int | None = None):
         super().__init__()
         self.config = cfg = config or Kheradpisheh2018Config()
+        if seed is not None:
+            field_int(seed, "seed", 0, 2 ** 32 - 1)
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         (f1, f2), (k1, k2) = cfg.features, cfg.kernels
-        self.conv1 = Convolution(2, f1, k1, cfg.weight_mean, cfg.weight_std, generator=g)
-        self.conv2 = Convolution(f1, f2, k2, cfg.weight_mean, cfg.weight_std, generator=g)
-
-    def conv1_input(self, times: torch.Tensor) -> torch.Tensor:
-        """Padded input spike times of conv1, ``(B, 2, 32, 32)`` uint8."""
-        return pad_times(times, 2, self.config.time_steps)
+        t, init = cfg.time_steps, dict(weight_mean=cfg.weight_mean, weight_std=cfg.weight_std, generator=g)
+        # the reference pads conv1's input by 2 and conv2's (after pooling) by 1
+        self.conv1 = SpikingConv(2, f1, k1, cfg.thresholds[0], cfg.k[0], cfg.radius[0], padding=2, time_steps=t, **init)
+        self.conv2 = SpikingConv(f1, f2, k2, cfg.thresholds[1], cfg.k[1], cfg.radius[1], padding=1, time_steps=t, **init)
 
     def conv2_input(self, times: torch.Tensor, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-        """Training input of conv2: pooled conv1 spikes, padded, with point-wise inhibition,
-        as spike times ``(B, 32, 17, 17)`` uint8."""
-        t = self.config.time_steps
-        out = layer_times(self.conv1_input(times), self.conv1.weight, self.config.thresholds[0], t,
-                          batch_size, progress, desc="conv1 -> conv2 input")
-        return inhibit_times(pad_times(pool_times(out, 2, 2, 1), 1, t), t)
+        """Training input of conv2: pooled conv1 spikes with point-wise inhibition, as spike
+        times ``(B, 32, 15, 15)`` uint8, before conv2's padding."""
+        out = pool_times(self.conv1.times(times, batch_size, progress), 2, 2, 1)
+        return inhibit_times(out, self.config.time_steps)
 
     @torch.no_grad()
     def forward(self, times: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
@@ -171,10 +195,8 @@ class Kheradpisheh2018(nn.Module):
         dev = self.conv1.weight.device
 
         def batch(a, b):  # a batch too large for memory is split by batched_map
-            x = last_slice(self.conv1_input(times[a:b].to(dev)), cfg.time_steps)
-            x = F.pad(block_pool(F.conv2d(x, self.conv1.weight) > cfg.thresholds[0], 2, 1), (1, 1, 1, 1))
-            x = F.conv2d(x.float(), self.conv2.weight) > cfg.thresholds[1]
-            return block_pool(x, 2, 1).flatten(1).to(torch.uint8).cpu()
+            x = block_pool(self.conv1.final(times[a:b].to(dev) < cfg.time_steps), 2, 1)
+            return block_pool(self.conv2.final(x), 2, 1).flatten(1).to(torch.uint8).cpu()
 
         out = batched_map(batch, len(times), batch_for(dev, batch_size, 128))
         return torch.cat(out) if out else torch.empty(0, 0, dtype=torch.uint8)
@@ -183,9 +205,8 @@ class Kheradpisheh2018(nn.Module):
     def forward_full(self, times: torch.Tensor) -> torch.Tensor:
         """The straightforward computation over all time steps (as the reference does it)."""
         cfg = self.config
-        wave = times_to_wave(self.conv1_input(times), cfg.time_steps)
-        spk, _ = fire(conv_potentials(wave, self.conv1.weight), cfg.thresholds[0])
-        spk, _ = fire(conv_potentials(pad(pooling(spk, 2, 2, 1), 1), self.conv2.weight), cfg.thresholds[1])
+        spk, _ = fire(self.conv1(times_to_wave(times, cfg.time_steps)), cfg.thresholds[0])
+        spk, _ = fire(self.conv2(pooling(spk, 2, 2, 1)), cfg.thresholds[1])
         return pooling(spk, 2, 2, 1).amax(1).flatten(1).to(torch.uint8)
 
 
@@ -214,12 +235,11 @@ def train_layers(net: Kheradpisheh2018, train_times: torch.Tensor, state: dict, 
             continue
         name = f"conv{li + 1}"
         n = cfg.train_samples[li]
-        spec = StdpLayer(cfg.thresholds[li], cfg.k[li], cfg.radius[li])
         with timer(f"{name} input"):
-            x = net.conv1_input(train_times[:n]) if li == 0 else net.conv2_input(train_times[:n], progress=progress)
+            x = train_times[:n] if li == 0 else net.conv2_input(train_times[:n], progress=progress)
         with timer(f"{name} STDP"):
-            stdp_epochs(conv.weight.data, x, spec, cfg, li, state, save, progress, log,
-                        doubling=cfg.rate_doubling[li], name=name)
+            stdp_stage(STDP(conv, cfg.stdp_rates), x, cfg, li, state, save, progress, log,
+                       doubling=cfg.rate_doubling[li], name=name)
 
 
 def classify(train_features, train_labels, test_features, test_labels, c: float | None = 2.4,

@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from snnlab._checks import check_tensor
 from . import _kulkarni_kernels as _kernels
 from snnlab.neurons import LIFParams, lif_rate, lif_simulate, lif_step, rheobase
-from snnlab.runs import config_mismatch, read_checkpoint
-from snnlab.training import atomic_save
+from snnlab.integrity import FolderLock, load_torch, remove_leftovers, save_torch
+from snnlab.runs import check_fresh_start, config_mismatch, read_checkpoint, write_results
 
 __all__ = [
     "PAPER_ACCURACY",
@@ -177,6 +177,9 @@ class Kulkarni2018Config:
                 raise ValueError(f"{name}: expected a positive number, got {getattr(self, name)}")
         if self.tau_s >= self.tau:
             raise ValueError(f"tau_s: expected < tau = {self.tau}, got {self.tau_s}")
+        if (self.n_kernels, self.kernel_size) != (12, 3):
+            raise ValueError(f"n_kernels, kernel_size: the hidden and output layers are built for 12 kernels of "
+                             f"3x3 (12 x 26 x 26 hidden neurons), got {self.n_kernels} of {self.kernel_size}x{self.kernel_size}")
         if self.n_train > 60000 or self.n_test > 10000 or self.cnn_samples > 60000:
             raise ValueError(
                 f"n_train/n_test/cnn_samples: MNIST has 60000/10000 images, got "
@@ -948,12 +951,15 @@ def reproduce(config: Kulkarni2018Config | None = None, out_dir="runs/kulkarni20
     train/test accuracy, best test accuracy and epoch, seconds per phase), ``weights.pt``
     (``W``, kernels, config), ``checkpoint.pt`` (for ``resume``) and the hidden-event caches
     ``hidden_{train,test}_<key>.pt`` (reused when the model-defining config is unchanged).
+    Every file is written atomically with a SHA-256 sidecar and verified when read
+    (:mod:`snnlab.integrity`); the folder is locked while the run lasts, and without
+    ``resume`` a folder holding an interrupted run is refused (``ValueError``).
 
     Args:
         config: protocol (default: the full published one; see :meth:`Kulkarni2018Config.quick`).
         out_dir: output folder (created).
         device: ``None``/``"auto"`` picks CUDA when present.
-        seed: seeds the CNN, sample selection and shuffling.
+        seed: seeds the CNN, sample selection and shuffling (0..2**32 - 1).
         resume: continue from ``checkpoint.pt``; one of another protocol or seed raises
             ``ValueError`` (see :func:`check_resume`), ``epochs`` may grow.
         progress: tqdm bars.
@@ -976,6 +982,8 @@ def reproduce(config: Kulkarni2018Config | None = None, out_dir="runs/kulkarni20
     cfg = _cfg(config)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed: expected an int, got {seed!r}")
+    if not 0 <= seed < 2 ** 32:
+        raise ValueError(f"seed: expected an int in 0..{2 ** 32 - 1}, got {seed}")
     for name, val in (("resume", resume), ("progress", progress)):
         if not isinstance(val, bool):
             raise TypeError(f"{name}: expected a bool, got {val!r}")
@@ -985,8 +993,10 @@ def reproduce(config: Kulkarni2018Config | None = None, out_dir="runs/kulkarni20
         # The hidden and output loops run thousands of small element-wise ops, where intra-op
         # threads mostly add synchronisation; on a shared 2-core machine one thread was 2-10x faster.
         torch.set_num_threads(1)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     try:
-        return _reproduce(cfg, out_dir, dev, seed, resume, progress)
+        with FolderLock(out_dir):  # one run at a time in a folder
+            return _reproduce(cfg, out_dir, dev, seed, resume, progress)
     finally:
         torch.set_num_threads(n_threads)
 
@@ -997,7 +1007,12 @@ def _reproduce(cfg, out_dir, dev, seed, resume, progress):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ck_path = out / "checkpoint.pt"
+    remove_leftovers(out)  # of a killed run (the folder is locked)
     state = _load_checkpoint(ck_path, cfg, seed) if resume else None  # refuse a mismatch before any work
+    if resume and state is None:
+        print(f"resume: no checkpoint in {out}; starting from scratch", flush=True)
+    if not resume:
+        check_fresh_start(out)  # never overwrite an interrupted run's checkpoint
     t_start = time.perf_counter()
     timings = {}
 
@@ -1014,20 +1029,20 @@ def _reproduce(cfg, out_dir, dev, seed, resume, progress):
     t0 = time.perf_counter()
     kpath = out / f"kernels_{key}.pt"
     if kpath.exists():
-        kd = torch.load(kpath)
+        kd = load_torch(kpath)
         kernels, cnn_acc = kd["kernels"], kd["cnn_train_acc"]
     else:
         kernels, cnn_acc = train_kernels(xtr[cnn_idx], ytr[cnn_idx], cfg, seed, dev, progress)
-        torch.save({"kernels": kernels, "cnn_train_acc": cnn_acc}, kpath)
+        save_torch({"kernels": kernels, "cnn_train_acc": cnn_acc}, kpath)
     timings["cnn_s"] = time.perf_counter() - t0
 
     # 2. Hidden spikes, once per image (they do not depend on W).
     def hidden_cache(name, x, y):
         path = out / f"hidden_{name}_{key}.pt"
         if path.exists():
-            return HiddenEvents(**torch.load(path))
+            return HiddenEvents(**load_torch(path))
         h = compute_hidden_events(x, y, kernels, cfg, dev, progress, desc=f"hidden ({name})")
-        torch.save(h.state_dict(), path)
+        save_torch(h.state_dict(), path)
         return h
 
     t0 = time.perf_counter()
@@ -1066,8 +1081,8 @@ def _reproduce(cfg, out_dir, dev, seed, resume, progress):
         "timings": timings,
         "resumed_from_epoch": start_epoch if state is not None else None,
     }
-    torch.save({"W": W.cpu(), "kernels": kernels, "config": asdict(cfg)}, out / "weights.pt")
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    save_torch({"W": W.cpu(), "kernels": kernels, "config": asdict(cfg)}, out / "weights.pt")
+    write_results(out, results)
     return results
 
 
@@ -1123,6 +1138,6 @@ def _train(cfg, dev, gen, state, h_train, h_test, ck_path, seed, progress):
                         "train_s": tr_s, "eval_s": ev_s})
         if progress:
             epochs.set_postfix(train=f"{history[-1]['train_acc']:.1f}", test=f"{test_acc:.1f}")
-        atomic_save({"config": asdict(cfg), "seed": seed, "W": W.cpu(), "history": history,
-                     "gen_state": gen.get_state()}, ck_path)
+        save_torch({"config": asdict(cfg), "seed": seed, "W": W.cpu(), "history": history,
+                    "gen_state": gen.get_state()}, ck_path)
     return history, start_epoch, W, t_train, t_eval

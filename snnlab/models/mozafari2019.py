@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .. import default_device
 from ..coding import Encoder, times_to_wave
 from ..competition import k_winners
 from ..data import encoded_mnist
-from ..layers import Convolution, conv_potentials, fire, pad, pooling
-from ..learning import adaptive_rstdp_rates
+from .._batching import batch_for, batched_map
+from ..layers import SpikingConv, block_pool, fire, pool_times, pooling
+from ..learners import RSTDP, STDP
 from ..runs import PhaseTimer, Run
-from ..training import StdpLayer, batch_for, batched_map, block_pool, chunks, decide, last_slice, layer_times, pad_times, pool_times, stdp_epochs, train_rstdp
+from ..training import decide
+from ._protocol import stdp_stage
 
 __all__ = ["Mozafari2019Config", "Mozafari2019", "reproduce", "PAPER_ACCURACY", "REFERENCE_ACCURACY"]
 
@@ -94,42 +95,68 @@ class Mozafari2019Config:
     name: str = field(default="full", compare=False)
 
     def __post_init__(self):
-        for f in ("features", "kernels", "thresholds", "k", "radius", "stdp_rates", "reward_rates",
-                  "punish_rates", "rstdp_bounds", "epochs", "train_samples"):
-            setattr(self, f, tuple(getattr(self, f)))
-        if len(self.epochs) != 3 or any((not isinstance(e, int)) or e < 0 for e in self.epochs):
-            raise ValueError(f"epochs: expected 3 non-negative ints (conv1, conv2, conv3), got {self.epochs}")
-        if isinstance(self.validation_samples, bool) or not isinstance(self.validation_samples, int) \
-                or not 0 <= self.validation_samples < 60000:
-            raise ValueError(f"validation_samples: expected an int in 0..59999, got {self.validation_samples!r}")
-        pool = 60000 - self.validation_samples
-        if len(self.train_samples) != 3 or any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= pool
-                                               for n in self.train_samples):
-            raise ValueError(f"train_samples: expected 3 ints in 1..{pool} (60000 minus validation_samples="
-                             f"{self.validation_samples}), got {self.train_samples}")
+        # every field's type and range, so that bad values fail here, before any work
+        from functools import partial
+
+        from .._checks import field_bool, field_choice, field_int, field_number, field_values
+
+        field_int(self.time_steps, "time_steps", 1, 255)
+        self.features = field_values(self.features, "features", 3, partial(field_int, lo=1))
+        if self.features[2] % 10:
+            raise ValueError(f"features: conv3 needs a multiple of 10 features (one group per class), got {self.features[2]}")
+        self.kernels = field_values(self.kernels, "kernels", 3, partial(field_int, lo=1))
+        self.thresholds = field_values(self.thresholds, "thresholds", 2, partial(field_number, lo=0))
+        t2 = self.conv2_output_threshold
+        if t2 is not None and (isinstance(t2, bool) or not isinstance(t2, (int, float)) or not 0 < t2 < float("inf")):
+            raise ValueError(f"conv2_output_threshold: expected None or a positive number, got {t2!r}")
+        self.k = field_values(self.k, "k", 2, partial(field_int, lo=1))
+        self.radius = field_values(self.radius, "radius", 2, partial(field_int, lo=0))
+        for name in ("stdp_rates", "reward_rates", "punish_rates", "rstdp_bounds"):
+            setattr(self, name, field_values(getattr(self, name), name, 2, field_number))
+        if not self.rstdp_bounds[0] < self.rstdp_bounds[1]:
+            raise ValueError(f"rstdp_bounds: expected (lower, upper) with lower < upper, got {self.rstdp_bounds}")
+        field_number(self.max_a_plus, "max_a_plus", 0, above=True)
+        field_int(self.doubling_every, "doubling_every", 1)
+        field_number(self.doubling_ratio, "doubling_ratio")
+        field_int(self.adaptive_block, "adaptive_block", 1)
         for name in ("adaptive_min", "adaptive_scale"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
-                raise ValueError(f"{name}: expected a non-negative number, got {v!r}")
+            field_number(getattr(self, name), name, 0)
         d = self.rstdp_dropout
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
             raise ValueError(f"rstdp_dropout: expected a probability in [0, 1), got {d!r}")
         for name in ("rstdp_stabilizer", "shuffle"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
-        if self.stdp_mode not in ("exact", "batched"):
-            raise ValueError(f"stdp_mode: expected 'exact' or 'batched', got {self.stdp_mode!r}")
-        if isinstance(self.stdp_batch, bool) or not isinstance(self.stdp_batch, int) or self.stdp_batch < 1:
-            raise ValueError(f"stdp_batch: expected a positive int, got {self.stdp_batch!r}")
-        if not 1 <= self.test_samples <= 10000:
-            raise ValueError(f"test_samples: expected 1..10000, got {self.test_samples}")
-        if self.features[2] % 10:
-            raise ValueError(f"features: conv3 needs a multiple of 10 features (one group per class), got {self.features[2]}")
-        t2 = self.conv2_output_threshold
-        if t2 is not None and (isinstance(t2, bool) or not isinstance(t2, (int, float)) or not t2 > 0):
-            raise ValueError(f"conv2_output_threshold: expected None or a positive number, got {t2!r}")
-        if self.rstdp_mode not in ("exact", "batched"):
-            raise ValueError(f"rstdp_mode: expected 'exact' or 'batched', got {self.rstdp_mode!r}")
+            field_bool(getattr(self, name), name)
+        field_number(self.weight_mean, "weight_mean")
+        field_number(self.weight_std, "weight_std", 0)
+        if not isinstance(self.epochs, (list, tuple)) or len(self.epochs) != 3 \
+                or any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in self.epochs):
+            raise ValueError(f"epochs: expected 3 non-negative ints (conv1, conv2, conv3), got {self.epochs}")
+        self.epochs = tuple(self.epochs)
+        field_int(self.validation_samples, "validation_samples", 0, 59999)
+        pool = 60000 - self.validation_samples
+        if not isinstance(self.train_samples, (list, tuple)) or len(self.train_samples) != 3 \
+                or any(isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= pool for n in self.train_samples):
+            raise ValueError(f"train_samples: expected 3 ints in 1..{pool} (60000 minus validation_samples="
+                             f"{self.validation_samples}), got {self.train_samples}")
+        self.train_samples = tuple(self.train_samples)
+        field_int(self.test_samples, "test_samples", 1, 10000)
+        field_choice(self.rstdp_mode, "rstdp_mode", ("exact", "batched"))
+        field_choice(self.stdp_mode, "stdp_mode", ("exact", "batched"))
+        if self.chunk is not None:
+            field_int(self.chunk, "chunk", 1)
+        field_int(self.stdp_batch, "stdp_batch", 1)
+        if not isinstance(self.name, str):
+            raise ValueError(f"name: expected a text, got {self.name!r}")
+        # the layers' sizes on 28x28 digits: conv1 on 32 (padded by 2), pool 2, pad 1, conv2,
+        # pool 3; conv3 pads by kernels[2] // 2, so a kernel wider than 2 * side - 1 has taps
+        # that never see an input
+        k1, k2, k3 = self.kernels
+        side1 = (33 - k1) // 2
+        side2 = (side1 + 3 - k2) // 3
+        if side1 < 1 or side2 < 1 or k3 > 2 * side2 - 1:
+            raise ValueError(f"kernels: {list(self.kernels)} do not fit 28x28 digits (conv1's pooled map would be "
+                             f"{max(side1, 0)}x{max(side1, 0)} and conv3's input {max(side2, 0)}x{max(side2, 0)}; "
+                             f"conv3's kernel may be at most {max(2 * side2 - 1, 0)} wide); the published ones are [5, 3, 5]")
 
     @property
     def frozen_conv2_threshold(self) -> float:
@@ -193,46 +220,37 @@ class Mozafari2019(nn.Module):
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         f1, f2, f3 = cfg.features
         k1, k2, k3 = cfg.kernels
-        self.conv1 = Convolution(6, f1, k1, cfg.weight_mean, cfg.weight_std, generator=g)
-        self.conv2 = Convolution(f1, f2, k2, cfg.weight_mean, cfg.weight_std, generator=g)
-        self.conv3 = Convolution(f2, f3, k3, cfg.weight_mean, cfg.weight_std, generator=g)
+        t, init = cfg.time_steps, dict(weight_mean=cfg.weight_mean, weight_std=cfg.weight_std, generator=g)
+        # "same" padding, as the reference pads each layer's input by (kernel - 1) / 2
+        self.conv1 = SpikingConv(6, f1, k1, cfg.thresholds[0], cfg.k[0], cfg.radius[0], padding=k1 // 2, time_steps=t,
+                                 **init)
+        self.conv2 = SpikingConv(f1, f2, k2, cfg.thresholds[1], cfg.k[1], cfg.radius[1], padding=k2 // 2, time_steps=t,
+                                 **init)
+        self.conv3 = SpikingConv(f2, f3, k3, None, 1, 0, padding=k3 // 2, time_steps=t, **init)  # the decision layer
         self.register_buffer("decision_map", torch.arange(f3) // (f3 // 10))
 
     # --- inputs of each layer (frozen-layer caches) ------------------------------------
-    def conv1_input(self, times: torch.Tensor) -> torch.Tensor:
-        """Padded input spike times of conv1, ``(B, 6, 32, 32)`` uint8."""
-        return pad_times(times, 2, self.config.time_steps)
-
     def conv2_input(self, times: torch.Tensor, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-        """Input spike times of conv2 (conv1 frozen, no inhibition), ``(B, 30, 16, 16)`` uint8."""
-        t = self.config.time_steps
-        out = layer_times(self.conv1_input(times), self.conv1.weight, self.config.thresholds[0], t,
-                          batch_size, progress, desc="conv1 -> conv2 input")
-        return pad_times(pool_times(out, 2, 2), 1, t)
-
-    @property
-    def conv3_padding(self) -> int:
-        """Zero padding of conv3's input on each side (2 for its 5x5 kernels)."""
-        return self.config.kernels[2] // 2
+        """Input spike times of conv2 (conv1 frozen, no inhibition), ``(B, 30, 14, 14)`` uint8,
+        before conv2's padding."""
+        return pool_times(self.conv1.times(times, batch_size, progress), 2, 2)
 
     def conv3_input(self, times: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Final-slice input of conv3 ("spiked at all"), ``(B, 250, 4, 4)`` uint8 (0/1), before
-        its zero padding (:attr:`conv3_padding`), which the decision layer's convolution adds.
+        conv3's padding.
 
         Final-slice computation: potentials never decrease, so the last time slice decides
-        whether each neuron fired; equal to the full computation (tested).
+        whether each neuron fired; equal to the full computation (tested). conv2 fires at
+        :attr:`Mozafari2019Config.frozen_conv2_threshold` here.
         """
         cfg = self.config
         dev = self.conv1.weight.device
 
         def batch(a, b):  # a batch too large for memory is split by batched_map
-            x = last_slice(self.conv1_input(times[a:b].to(dev)), cfg.time_steps)
-            x = F.pad(block_pool(F.conv2d(x, self.conv1.weight) > cfg.thresholds[0], 2), (1, 1, 1, 1)).float()
+            x = block_pool(self.conv1.final(times[a:b].to(dev) < cfg.time_steps), 2)
             # the 3x3/3 pooling drops conv2's last rows and columns when its size is not a
-            # multiple of 3 (14 -> 12): leave them out of the convolution (same bits elsewhere)
-            kh, kw = self.conv2.weight.shape[-2:]
-            x = x[..., :3 * ((x.shape[-2] - kh + 1) // 3) + kh - 1, :3 * ((x.shape[-1] - kw + 1) // 3) + kw - 1]
-            x = F.conv2d(x, self.conv2.weight) > cfg.frozen_conv2_threshold
+            # multiple of 3 (14 -> 12): leave them out of the convolution
+            x = self.conv2.final(x, cfg.frozen_conv2_threshold, (3 * (x.shape[-2] // 3), 3 * (x.shape[-1] // 3)))
             return block_pool(x, 3).to(torch.uint8).cpu()
 
         out = batched_map(batch, len(times), batch_for(dev, batch_size, 128))
@@ -242,16 +260,15 @@ class Mozafari2019(nn.Module):
     def forward(self, times: torch.Tensor) -> torch.Tensor:
         """Decisions ``(B,)`` from input spike times (final-slice inference)."""
         return decide(self.conv3.weight, self.conv3_input(times), self.decision_map, self.config.time_steps,
-                      padding=self.conv3_padding)[0]
+                      padding=self.conv3.padding)[0]
 
     @torch.no_grad()
     def forward_full(self, times: torch.Tensor) -> torch.Tensor:
         """The straightforward computation over all time steps (as the reference does it)."""
         cfg = self.config
-        wave = times_to_wave(self.conv1_input(times), cfg.time_steps)
-        spk, _ = fire(conv_potentials(wave, self.conv1.weight), cfg.thresholds[0])
-        spk, _ = fire(conv_potentials(pad(pooling(spk, 2, 2), 1), self.conv2.weight), cfg.frozen_conv2_threshold)
-        pot = conv_potentials(pad(pooling(spk, 3, 3), 2), self.conv3.weight)
+        spk, _ = fire(self.conv1(times_to_wave(times, cfg.time_steps)), cfg.thresholds[0])
+        spk, _ = fire(self.conv2(pooling(spk, 2, 2)), cfg.frozen_conv2_threshold)
+        pot = self.conv3(pooling(spk, 3, 3))
         spk, _ = fire(pot, None)
         win = k_winners(pot, 1, 0, spk)[:, 0]
         return torch.where(win[:, 0] >= 0, self.decision_map[win[:, 0].clamp_min(0)], -1)
@@ -317,11 +334,10 @@ def reproduce(config: Mozafari2019Config | None = None, out_dir="runs/mozafari20
     for li, (conv, n, name) in enumerate(((net.conv1, n1, "conv1"), (net.conv2, n2, "conv2"))):
         if state["done"][li] >= cfg.epochs[li]:
             continue
-        spec = StdpLayer(cfg.thresholds[li], cfg.k[li], cfg.radius[li])
         with timer(f"{name} input"):
-            x = net.conv1_input(tr_times[:n]) if li == 0 else net.conv2_input(tr_times[:n], progress=progress)
+            x = tr_times[:n] if li == 0 else net.conv2_input(tr_times[:n], progress=progress)
         with timer(f"{name} STDP"):
-            stdp_epochs(conv.weight.data, x, spec, cfg, li, state, save, progress, log, name=name)
+            stdp_stage(STDP(conv, cfg.stdp_rates), x, cfg, li, state, save, progress, log, name=name)
 
     # --- conv3: R-STDP with adaptive rates, validation and test after every epoch ---------
     with timer("conv3 input"):
@@ -329,9 +345,10 @@ def reproduce(config: Mozafari2019Config | None = None, out_dir="runs/mozafari20
         x3_val = net.conv3_input(val_times)
         x3_test = net.conv3_input(te_times)
     y3, y_test = tr_labels[:n3], te_labels
-    w3 = net.conv3.weight.data
-    pad3 = net.conv3_padding
-    rw, pn = state["rates"] or (cfg.reward_rates, cfg.punish_rates)
+    learner = RSTDP(net.conv3, net.decision_map, cfg.reward_rates, cfg.punish_rates, *cfg.rstdp_bounds,
+                    cfg.rstdp_stabilizer, cfg.adaptive_min, cfg.adaptive_scale, cfg.adaptive_block, cfg.rstdp_mode)
+    if state["rates"]:
+        learner.current = tuple(tuple(r) for r in state["rates"])
     bar = None
     if progress and state["done"][2] < cfg.epochs[2]:
         from tqdm.auto import tqdm
@@ -343,30 +360,21 @@ def reproduce(config: Mozafari2019Config | None = None, out_dir="runs/mozafari20
         gen = torch.Generator().manual_seed(seed * 1_000_003 + ep)
         order = torch.randperm(n3, generator=gen) if cfg.shuffle else None
         active = torch.rand(cfg.features[2], generator=gen) >= cfg.rstdp_dropout if cfg.rstdp_dropout else None
-        decisions, targets = [], []
         with timer("conv3 R-STDP"):
-            for a, b in chunks(n3, cfg.adaptive_block):
-                idx = order[a:b] if order is not None else slice(a, b)
-                d = train_rstdp(w3, x3[idx], y3[idx], net.decision_map, rw, pn, t, *cfg.rstdp_bounds,
-                                mode=cfg.rstdp_mode, padding=pad3, active=active, stabilizer=cfg.rstdp_stabilizer)
-                p = _perf(d, y3[idx])
-                rw, pn = adaptive_rstdp_rates(cfg.reward_rates, cfg.punish_rates, p["correct"], p["wrong"],
-                                              cfg.adaptive_min, cfg.adaptive_scale)
-                decisions.append(d)
-                targets.append(y3[idx])
+            decisions = learner.epoch(x3, y3, order, active)
         with timer("evaluation"):
-            val = _perf(decide(w3, x3_val, net.decision_map, t, padding=pad3)[0], y_val) if len(y_val) else None
-            test = _perf(decide(w3, x3_test, net.decision_map, t, padding=pad3)[0], y_test)
-        train = _perf(torch.cat(decisions), torch.cat(targets))
+            val = _perf(learner.decide(x3_val)[0], y_val) if len(y_val) else None
+            test = _perf(learner.decide(x3_test)[0], y_test)
+        train = _perf(decisions, y3[order] if order is not None else y3)
         entry = {"epoch": ep + 1, "train": train, "validation": val, "test": test,
                  "seconds": time.perf_counter() - t0}
         state["history"].append(entry)
-        state["rates"] = (rw, pn)
+        state["rates"] = learner.current
         # the epoch is chosen on validation (ties: the later epoch, as the reference keeps its
         # best); without a validation set, the last epoch
         score = val["correct"] if val is not None else float(ep)
         if state["best"] is None or state["best"]["score"] <= score:
-            state["best"] = {"epoch": ep + 1, "score": score, "conv3": w3.detach().cpu().clone()}
+            state["best"] = {"epoch": ep + 1, "score": score, "conv3": net.conv3.weight.detach().cpu().clone()}
         state["done"][2] = ep + 1
         shown = (f"train {100 * train['correct']:.2f}%  validation "
                  + (f"{100 * val['correct']:.2f}%" if val is not None else "n/a")
