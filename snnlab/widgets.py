@@ -24,7 +24,7 @@ from . import viz
 from ._checks import check_nonnegative_int, check_positive_int, check_tensor
 from .coding import Encoder, intensity_to_latency, times_to_wave
 from .competition import k_winners, pointwise_inhibition
-from .layers import conv_potentials, fire, pad, pooling
+from .layers import conv_potentials, fire, pad, pad_times, pooling
 from .learning import apply_stdp, adaptive_rstdp_rates, spike_times_of, stdp_pairing, stdp_rates_for_winners
 from .retina import FilterBank, dog_kernel, local_normalization
 
@@ -721,14 +721,14 @@ def digit_pipeline(image, network, encoder: Encoder | None = None) -> dict:
     img = image.to(torch.uint8)[None]
     inten = enc.intensities(img)[0]
     times = enc.encode_batch(img)
-    wave = times_to_wave(net.conv1_input(times.to(dev)), t_steps)
+    wave = times_to_wave(pad_times(times.to(dev), net.conv1.padding, t_steps), t_steps)
     spk1, pot1 = fire(conv_potentials(wave, net.conv1.weight), cfg.thresholds[0])
     inh1 = pointwise_inhibition(pot1)
     win1 = k_winners(inh1, cfg.k[0], cfg.radius[0], inh1.sign())
-    spk2, pot2 = fire(conv_potentials(pad(pooling(spk1, 2, 2), 1), net.conv2.weight), cfg.frozen_conv2_threshold)
+    spk2, pot2 = fire(conv_potentials(pad(pooling(spk1, 2, 2), net.conv2.padding), net.conv2.weight), cfg.frozen_conv2_threshold)
     inh2 = pointwise_inhibition(pot2)
     win2 = k_winners(inh2, cfg.k[1], cfg.radius[1], inh2.sign())
-    pot3 = conv_potentials(pad(pooling(spk2, 3, 3), net.conv3_padding), net.conv3.weight)[0, -1]
+    pot3 = conv_potentials(pad(pooling(spk2, 3, 3), net.conv3.padding), net.conv3.weight)[0, -1]
     per_neuron = pot3.flatten(1).amax(1).cpu()
     dmap = net.decision_map.cpu()
     class_pot = torch.stack([per_neuron[dmap == c].max() for c in range(10)])

@@ -322,14 +322,14 @@ def test_embedding_plot_and_bar_chart():
         viz.bar_chart({})
 
 
-def _blobs(n=60, d=5, seed=0, gap=3.0):
+def _noisy_blobs(n=60, d=5, seed=0, gap=3.0):
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 3
     return torch.randn(n, d, generator=g) + gap * torch.nn.functional.one_hot(y, d)[:, :d].float(), y
 
 
 def test_linear_probe_chooses_c_on_validation_and_checks():
-    x, y = _blobs()
+    x, y = _noisy_blobs()
     r = an.linear_probe(x, y, grid=(0.001, 1.0), seed=3)
     assert set(r["validation"]) == {0.001, 1.0} and r["c"] in (0.001, 1.0)
     assert r["validation"][r["c"]] == max(r["validation"].values()), "C is the validation argmax"
@@ -345,7 +345,7 @@ def test_linear_probe_chooses_c_on_validation_and_checks():
 
 
 def test_compare_spaces_means_over_draws():
-    x, y = _blobs(90)
+    x, y = _noisy_blobs(90)
     rows = an.compare_spaces({"blobs": x, "noise": torch.rand(90, 5)}, y, 60, seeds=(0, 1, 2), k=3, folds=3)
     blobs, noise = rows
     assert blobs["space"] == "blobs" and blobs["dims"] == 5 and len(blobs["probe_c"]) == 3
