@@ -12,6 +12,7 @@ Run: ``.venv/bin/python -m pytest -m browser tests/browser`` (see README, "Worki
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -185,6 +186,28 @@ def _exercise_checkbox(page, box, checkbox, label: str) -> str:
     return f"{label}: {old} -> {not old}"
 
 
+@contextlib.contextmanager
+def _notebook_session(page, notebook: Path, screenshot_dir: Path):
+    """Around one notebook's browser session: a ``-FAILED`` screenshot on error; then close the
+    notebook without saving and check that the file on disk was not modified."""
+    rel = notebook.relative_to(REPO).as_posix()
+    on_disk = notebook.read_bytes()
+    try:
+        yield
+    except Exception:
+        try:
+            page.screenshot(path=str(screenshot_dir / f"{notebook.stem}-FAILED.png"))
+        except Exception:
+            pass
+        raise
+    finally:
+        try:
+            page.evaluate(JS_CLOSE_WITHOUT_SAVING)
+        except Exception:
+            pass
+        assert notebook.read_bytes() == on_disk, f"{rel} was modified on disk by the browser session"
+
+
 def _open_and_run_all(page, lab_server, rel: str, timings: dict, t0: float) -> None:
     """Open ``rel`` in JupyterLab, wait for its kernel, run all cells and require no error."""
     page.goto(lab_server.url(f"lab/tree/{rel}?reset"), wait_until="domcontentloaded", timeout=120_000)
@@ -217,10 +240,9 @@ def test_draw_a_digit_answers_a_mouse_stroke(browser, lab_server, page, screensh
     (the status line says ``decision: ...`` and the pipeline figure is shown), with no error."""
     notebook = REPO / "notebooks" / "13_draw_a_digit.ipynb"
     rel = notebook.relative_to(REPO).as_posix()
-    on_disk = notebook.read_bytes()
     t0 = time.monotonic()
     timings = {}
-    try:
+    with _notebook_session(page, notebook, screenshot_dir):
         _open_and_run_all(page, lab_server, rel, timings, t0)
         canvas = page.locator(".jp-Notebook .jp-OutputArea-output canvas").first
         canvas.scroll_into_view_if_needed()
@@ -257,28 +279,15 @@ def test_draw_a_digit_answers_a_mouse_stroke(browser, lab_server, page, screensh
                                 "seconds": round(time.monotonic() - t0, 1),
                                 "timings": {k: round(v, 1) for k, v in timings.items()}}
         print(f"\n{rel}: stroke drawn, {decision}, in {time.monotonic() - t0:.1f} s; screenshot {shot}")
-    except Exception:
-        try:
-            page.screenshot(path=str(screenshot_dir / f"{notebook.stem}-FAILED.png"))
-        except Exception:
-            pass
-        raise
-    finally:
-        try:
-            page.evaluate(JS_CLOSE_WITHOUT_SAVING)
-        except Exception:
-            pass
-        assert notebook.read_bytes() == on_disk, f"{rel} was modified on disk by the browser session"
 
 
 @pytest.mark.parametrize("notebook,n_explorers", NOTEBOOKS, ids=[nb.stem for nb, _ in NOTEBOOKS])
 def test_explorers_redraw_without_errors(browser, lab_server, page, screenshot_dir, explorer_report,
                                          notebook, n_explorers):
     rel = notebook.relative_to(REPO).as_posix()
-    on_disk = notebook.read_bytes()
     t0 = time.monotonic()
     timings = {}
-    try:
+    with _notebook_session(page, notebook, screenshot_dir):
         _open_and_run_all(page, lab_server, rel, timings, t0)
 
         boxes = page.locator(".jp-Notebook .widget-interact")
@@ -318,15 +327,3 @@ def test_explorers_redraw_without_errors(browser, lab_server, page, screenshot_d
         print(f"\n{rel}: {len(changes)} widgets exercised in {time.monotonic() - t0:.1f} s; screenshot {shot}")
         for c in changes:
             print("   ", c)
-    except Exception:
-        try:
-            page.screenshot(path=str(screenshot_dir / f"{notebook.stem}-FAILED.png"))
-        except Exception:
-            pass
-        raise
-    finally:
-        try:
-            page.evaluate(JS_CLOSE_WITHOUT_SAVING)
-        except Exception:
-            pass
-        assert notebook.read_bytes() == on_disk, f"{rel} was modified on disk by the browser session"
