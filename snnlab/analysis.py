@@ -4,7 +4,9 @@
   (:func:`class_kernels`);
 - confusion matrices (:func:`confusion_matrix`, from :mod:`snnlab.metrics`);
 - comparing representation spaces: t-SNE (:func:`embed_tsne`), cross-validated k-NN accuracy
-  and silhouette score (:func:`space_scores`);
+  and silhouette score (:func:`space_scores`), a linear probe with its ``C`` chosen on
+  validation (:func:`linear_probe`), all three over several random draws of digits
+  (:func:`compare_spaces`);
 - the Kheradpisheh 2018 protocol in memory on the first ``N`` samples
   (:func:`run_kheradpisheh`, :func:`kheradpisheh_features`) and a time-steps sweep of it
   (:func:`time_steps_sweep`);
@@ -36,6 +38,8 @@ __all__ = [
     "time_steps_sweep",
     "embed_tsne",
     "space_scores",
+    "linear_probe",
+    "compare_spaces",
     "read_results",
     "provenance",
     "run_info",
@@ -408,6 +412,128 @@ def space_scores(x, labels, k: int = 5, folds: int = 5, seed: int = 0) -> dict:
     acc = cross_val_score(KNeighborsClassifier(k), xn, y, cv=cv)
     return {"dims": int(xn.shape[1]), "knn_accuracy": 100 * float(acc.mean()), "knn_std": 100 * float(acc.std()),
             "silhouette": float(silhouette_score(xn, y))}
+
+
+PROBE_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
+"""The ``C`` values :func:`linear_probe` chooses from (the same grid for every space)."""
+
+
+def linear_probe(x, labels, grid=PROBE_C_GRID, val_fraction: float = 0.2, test_fraction: float = 0.2,
+                 seed: int = 0) -> dict:
+    r"""Test accuracy of a linear SVM whose ``C`` is chosen on a validation split, never on the test split.
+
+    The samples are shuffled (``seed``) and split into train / validation / test; for each
+    ``C`` of ``grid`` a ``LinearSVC(C)`` (scikit-learn, one-vs-rest, squared hinge, primal
+    solver) is fitted on the training part and scored on the validation part; the best ``C`` (the smallest on ties)
+    is refitted on training + validation and scored once on the test part:
+    :math:`\mathrm{acc}_{test}(rg\max_C \mathrm{acc}_{val}(C))`.
+
+    Args:
+        x: samples, one row each (any real features: pixels, spikes, ...).
+        labels: classes.
+        grid: the ``C`` values to choose from.
+        val_fraction, test_fraction: shares of the samples held out (each in (0, 1), sum < 1).
+        seed: the shuffle.
+
+    Shape:
+        - x: :math:`(N, D)`; labels: :math:`(N,)`.
+
+    Returns:
+        ``{"accuracy": % on the test part, "c": the chosen C, "validation": {C: %}}``.
+
+    Example:
+        >>> x = torch.cat([torch.zeros(20, 3), torch.ones(20, 3)]) + 0.1 * torch.rand(40, 3)
+        >>> r = linear_probe(x, torch.tensor([0] * 20 + [1] * 20), grid=(1.0,))
+        >>> r["accuracy"], r["c"]
+        (100.0, 1.0)
+    """
+    from sklearn.svm import LinearSVC
+
+    xn = _matrix(x)
+    y = _labels(labels, len(xn))
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"val_fraction, test_fraction: expected shares in (0, 1) with a sum below 1, "
+                         f"got {val_fraction}, {test_fraction}")
+    grid = [float(c) for c in grid]
+    if not grid or min(grid) <= 0:
+        raise ValueError(f"grid: expected positive C values, got {grid}")
+    order = np.random.default_rng(seed).permutation(len(xn))
+    n_test, n_val = round(test_fraction * len(xn)), round(val_fraction * len(xn))
+    te, va, tr = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
+    if min(len(te), len(va), len(tr)) == 0 or len(np.unique(y[tr])) < 2:
+        raise ValueError(f"x: {len(xn)} samples are too few to split into train, validation and test")
+
+    def fit(c, rows):
+        # the primal (trust-region Newton) solver: on a few thousand dense, non-separable rows
+        # the dual coordinate descent can run to its iteration cap for minutes per C
+        return LinearSVC(C=c, dual=False, max_iter=1000).fit(xn[rows], y[rows])
+
+    validation = {c: 100 * float(fit(c, tr).score(xn[va], y[va])) for c in grid}
+    best = max(grid, key=lambda c: (validation[c], -c))
+    acc = 100 * float(fit(best, np.concatenate([tr, va])).score(xn[te], y[te]))
+    return {"accuracy": acc, "c": best, "validation": validation}
+
+
+def compare_spaces(spaces: dict, labels, n: int, seeds=(0, 1, 2), k: int = 5, folds: int = 5,
+                   probe_grid=PROBE_C_GRID) -> list:
+    r"""5-NN accuracy, silhouette and a linear probe of several spaces, over random draws of samples.
+
+    For each seed, ``n`` samples are drawn at random (the same rows in every space) and scored
+    by :func:`space_scores` (k-NN with ``folds``-fold cross-validation, silhouette) and
+    :func:`linear_probe` (``C`` chosen on validation per space and draw); each row gives the
+    mean and the standard deviation over the seeds, :math:`ar s \pm \mathrm{sd}(s)`.
+
+    Args:
+        spaces: ``{name: (N, D) features}`` of the same ``N`` samples.
+        labels: ``(N,)`` classes.
+        n: samples per draw (``<= N``).
+        seeds: one draw per seed.
+        k, folds: as in :func:`space_scores`.
+        probe_grid: the probe's ``C`` grid.
+
+    Shape:
+        - each space: :math:`(N, D)`; labels: :math:`(N,)`.
+
+    Returns:
+        One dict per space: ``space, dims, knn, knn_sd, silhouette, silhouette_sd, probe,
+        probe_sd, probe_c`` (accuracies in %, ``probe_c`` the chosen ``C`` of each draw).
+
+    Example:
+        >>> x = torch.cat([torch.zeros(20, 3), torch.ones(20, 3)]) + 0.1 * torch.rand(40, 3)
+        >>> y = torch.tensor([0] * 20 + [1] * 20)
+        >>> rows = compare_spaces({"a": x, "noise": torch.rand(40, 3)}, y, 30, seeds=(0, 1), k=3, folds=2)
+        >>> [r["space"] for r in rows], rows[0]["knn"], rows[0]["knn"] > rows[1]["knn"]
+        (['a', 'noise'], 100.0, True)
+    """
+    if not isinstance(spaces, dict) or not spaces:
+        raise TypeError("spaces: expected a non-empty dict {name: (N, D) features}")
+    mats = {name: _matrix(x, f"spaces[{name!r}]") for name, x in spaces.items()}
+    total = {len(m) for m in mats.values()}
+    if len(total) != 1:
+        raise ValueError(f"spaces: every space needs the same samples, got row counts {sorted(total)}")
+    total = total.pop()
+    y = _labels(labels, total)
+    check_positive_int(n, "n")
+    if n > total:
+        raise ValueError(f"n: expected at most {total} (the number of samples), got {n}")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
+    per = {name: [] for name in mats}
+    for seed in seeds:
+        rows = np.random.default_rng(seed).choice(total, n, replace=False)
+        for name, m in mats.items():
+            s = space_scores(m[rows], y[rows], k, folds, seed)
+            p = linear_probe(m[rows], y[rows], probe_grid, seed=seed)
+            per[name].append((s["knn_accuracy"], s["silhouette"], p["accuracy"], p["c"]))
+    out = []
+    for name, vals in per.items():
+        arr = np.array([v[:3] for v in vals], dtype=float)
+        sd = arr.std(0, ddof=1) if len(vals) > 1 else np.zeros(3)
+        out.append({"space": name, "dims": int(mats[name].shape[1]), "knn": float(arr[:, 0].mean()),
+                    "knn_sd": float(sd[0]), "silhouette": float(arr[:, 1].mean()), "silhouette_sd": float(sd[1]),
+                    "probe": float(arr[:, 2].mean()), "probe_sd": float(sd[2]), "probe_c": [v[3] for v in vals]})
+    return out
 
 
 # --- stored runs ----------------------------------------------------------------------------

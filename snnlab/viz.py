@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from ._checks import check_positive_int, check_tensor
 
@@ -33,6 +34,10 @@ __all__ = [
     "confusion_plot",
     "embedding_plot",
     "bar_chart",
+    "dot_plot",
+    "feature_colors",
+    "run_figure",
+    "mozafari_headline",
 ]
 
 
@@ -143,8 +148,13 @@ def show_kernels(kernels, titles=None, ncols=None, cmap: str = "RdBu_r", annotat
 
 
 def show_maps(maps, titles=None, ncols=None, cmap: str = "gray", vmin=None, vmax=None,
-              suptitle: str | None = None, colorbar: bool = False, size=(2.4, 2.4), axes=None) -> Figure:
+              suptitle: str | None = None, colorbar: bool = False, size=(2.4, 2.4), axes=None,
+              center: float | None = None, cbar_label: str | None = None) -> Figure:
     r"""A grid of 2-D maps (images, filter outputs, potentials), one panel per channel.
+
+    With ``center = c`` each panel's colour scale is symmetric about ``c``,
+    :math:`[c - m, c + m]` with :math:`m = \max|x - c|` (or the shared ``vmin``/``vmax``
+    made symmetric), so that ``c`` is the middle colour of a diverging map.
 
     Args:
         maps: ``(C, H, W)`` or ``(H, W)`` tensor, or a list of 2-D maps.
@@ -156,6 +166,8 @@ def show_maps(maps, titles=None, ncols=None, cmap: str = "gray", vmin=None, vmax
         colorbar: add a colour bar per panel.
         size: size of one panel in inches.
         axes: draw into these axes (at least ``C`` of them) instead of a new figure.
+        center: value at the middle of the colour scale (e.g. 0 for a diverging ``RdBu_r``).
+        cbar_label: label of the colour bars (the unit of the values).
 
     Shape:
         - maps: :math:`(C, H, W)`, :math:`(H, W)` or a list of 2-D maps.
@@ -181,13 +193,21 @@ def show_maps(maps, titles=None, ncols=None, cmap: str = "gray", vmin=None, vmax
         if i >= len(ms):
             ax.axis("off")
             continue
-        im = ax.imshow(ms[i], cmap=cmap, vmin=vmin, vmax=vmax)
+        lo, hi = vmin, vmax
+        if center is not None:
+            span = max(abs(float(v) - center) for v in (vmin, vmax) if v is not None) \
+                if vmin is not None or vmax is not None else float(np.nanmax(np.abs(ms[i] - center)))
+            span = span or 1.0
+            lo, hi = center - span, center + span
+        im = ax.imshow(ms[i], cmap=cmap, vmin=lo, vmax=hi)
         ax.set_xticks([])
         ax.set_yticks([])
         if titles is not None:
             ax.set_title(titles[i], fontsize=10)
         if colorbar:
-            fig.colorbar(im, ax=ax, shrink=0.8)
+            cb = fig.colorbar(im, ax=ax, shrink=0.8)
+            if cbar_label:
+                cb.set_label(cbar_label, fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -295,7 +315,8 @@ def spike_raster(times, time_steps: int, ax=None, channel_names=None, max_points
     return fig
 
 
-def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.8), fig=None) -> Figure:
+def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.8), fig=None,
+                 channel_names=None) -> Figure:
     r"""One frame per time step: neurons spiking *at* ``t`` in colour over the earlier ones in grey.
 
     A pixel is coloured by the channel of its spike at step ``t``
@@ -307,6 +328,7 @@ def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.
         ncols: frames per row (default: up to 8).
         size: size of one frame in inches.
         fig: draw into this figure (or sub-figure) instead of a new one.
+        channel_names: one name per channel: adds a legend of the channel colours.
 
     Shape:
         - times: :math:`(C, H, W)`.
@@ -342,6 +364,14 @@ def spike_frames(times, time_steps: int, ncols: int | None = None, size=(1.8, 1.
             img[now[ci]] = colors[ci]
         ax.imshow(img)
         ax.set_title(f"t = {i} ({int(now.sum())})", fontsize=9)
+    if channel_names is not None:
+        from matplotlib.patches import Patch
+
+        if len(channel_names) != c:
+            raise ValueError(f"channel_names: expected {c} names, got {len(channel_names)}")
+        handles = [Patch(color=colors[ci], label=str(n)) for ci, n in enumerate(channel_names)]
+        handles.append(Patch(color="0.75", label="fired earlier"))
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     return fig
 
 
@@ -379,7 +409,8 @@ def show_winners(potentials, winners, radius: int = 0, ax=None, title: str | Non
         if f < 0:
             continue
         ax.plot(x, y, "o", color="cyan", ms=6, mec="black")
-        ax.annotate(str(f), (x, y), xytext=(3, 3), textcoords="offset points", color="cyan", fontsize=9)
+        ax.annotate(str(f), (x, y), xytext=(3, 3), textcoords="offset points", color="cyan", fontsize=8,
+                    bbox=dict(boxstyle="round,pad=0.1", fc="black", ec="none", alpha=0.6))  # readable on any map
         if radius > 0:
             ax.add_patch(Rectangle((x - radius - 0.5, y - radius - 0.5), 2 * radius + 1, 2 * radius + 1,
                                    fill=False, ec="cyan", lw=1.2))
@@ -390,16 +421,22 @@ def show_winners(potentials, winners, radius: int = 0, ax=None, title: str | Non
     return fig
 
 
-def reconstruct_features(weight, kernels) -> torch.Tensor:
+def reconstruct_features(weight, kernels, balance: bool = False) -> torch.Tensor:
     r"""Project first-layer features back to pixel space: :math:`R_f = \sum_c W_{f,c} \ast D_c`.
 
     Each synapse of channel ``c`` stands for the input filter :math:`D_c` (e.g. a DoG), so
     a feature's preferred pixel pattern is the full convolution of its weights with the
-    filters (a transposed convolution).
+    filters (a transposed convolution). With ``balance``, every filter is first scaled to
+    :math:`\max|D_c| = 1`. Why: the encoders divide each channel by its own local mean
+    before rank-order coding, so a filter's overall scale never reaches the spike order;
+    max-normalised OFF-centre DoGs are ~8x larger in magnitude than the ON-centre ones
+    (their maximum is the weak surround), and without balancing they dominate every
+    reconstruction (untrained kernels, all weights ~0.8, then draw as dark squares).
 
     Args:
         weight: first-layer kernels.
         kernels: the input filters, one per input channel (e.g. ``FilterBank.weight``).
+        balance: scale each filter to unit peak magnitude first.
 
     Shape:
         - weight: :math:`(F, C, k_h, k_w)`; kernels: :math:`(C, K, K)` or :math:`(C, 1, K, K)`.
@@ -408,23 +445,33 @@ def reconstruct_features(weight, kernels) -> torch.Tensor:
     Example:
         >>> reconstruct_features(torch.ones(4, 2, 5, 5), torch.ones(2, 3, 3)).shape
         torch.Size([4, 7, 7])
+        >>> d = torch.stack([torch.eye(3), -8 * torch.eye(3)])   # a weak and a strong filter
+        >>> float(reconstruct_features(torch.ones(1, 2, 1, 1), d, balance=True).abs().max())
+        0.0
     """
     check_tensor(weight, "weight", 4)
     check_tensor(kernels, "kernels", (3, 4))
     k = kernels.reshape(kernels.shape[0], 1, *kernels.shape[-2:]).to(weight.device, torch.float32)
     if k.shape[0] != weight.shape[1]:
         raise ValueError(f"kernels: expected {weight.shape[1]} filters (one per input channel), got {k.shape[0]}")
+    if balance:
+        k = k / k.abs().amax((1, 2, 3), keepdim=True).clamp_min(1e-12)
     return F.conv_transpose2d(weight.float(), k).squeeze(1)
 
 
-def tile_features(features, ncols: int = 10, pad: int = 1, normalize: bool = True) -> torch.Tensor:
+def tile_features(features, ncols: int = 10, pad: int = 1, normalize=True) -> torch.Tensor:
     r"""Tile ``F`` maps into one image, each rescaled to :math:`(x - \min)/(\max - \min)`.
+
+    ``normalize="shared"`` instead maps all tiles with one scale centred on zero,
+    :math:`x / (2 \max_{all} |x|) + 1/2`: 0 is mid-grey, and a flat (untrained) map stays
+    flat instead of having its noise stretched to full contrast.
 
     Args:
         features: maps to tile.
         ncols: tiles per row.
         pad: gap between tiles (filled with NaN, drawn as background).
-        normalize: rescale every map to [0, 1].
+        normalize: ``True``/``"each"`` (every map to [0, 1]), ``"shared"`` (one scale
+            centred on zero) or ``False`` (values as they are).
 
     Shape:
         - features: :math:`(F, H, W)`.
@@ -433,11 +480,17 @@ def tile_features(features, ncols: int = 10, pad: int = 1, normalize: bool = Tru
     Example:
         >>> tile_features(torch.rand(5, 3, 3), ncols=2).shape
         torch.Size([11, 7])
+        >>> tile_features(torch.tensor([[[0.0, 2.0]], [[0.0, -1.0]]]), normalize="shared").tolist()
+        [[0.5, 1.0, nan, 0.5, 0.25]]
     """
     check_tensor(features, "features", 3)
     check_positive_int(ncols, "ncols")
+    if normalize not in (True, False, "each", "shared"):
+        raise ValueError(f"normalize: expected True, False, 'each' or 'shared', got {normalize!r}")
     x = features.detach().float().cpu()
-    if normalize:
+    if normalize == "shared":
+        x = x / (2 * x.abs().max()).clamp_min(1e-12) + 0.5
+    elif normalize:
         lo = x.flatten(1).amin(1).view(-1, 1, 1)
         hi = x.flatten(1).amax(1).view(-1, 1, 1)
         x = (x - lo) / (hi - lo).clamp_min(1e-12)
@@ -451,8 +504,9 @@ def tile_features(features, ncols: int = 10, pad: int = 1, normalize: bool = Tru
     return out
 
 
-def feature_grid(features, ncols: int = 10, ax=None, title: str | None = None, cmap: str = "gray") -> Figure:
-    r"""Draw :func:`tile_features` of ``features`` (each map rescaled to [0, 1]).
+def feature_grid(features, ncols: int = 10, ax=None, title: str | None = None, cmap: str = "gray",
+                 normalize=True) -> Figure:
+    r"""Draw :func:`tile_features` of ``features`` (each map rescaled to [0, 1] by default).
 
     Args:
         features: maps, e.g. from :func:`reconstruct_features`.
@@ -460,6 +514,7 @@ def feature_grid(features, ncols: int = 10, ax=None, title: str | None = None, c
         ax: draw into these axes (default: a new figure).
         title: axes title.
         cmap: colour map.
+        normalize: as in :func:`tile_features` (``"shared"``: one scale for all maps, 0 = mid-grey).
 
     Shape:
         - features: :math:`(F, H, W)`.
@@ -469,7 +524,7 @@ def feature_grid(features, ncols: int = 10, ax=None, title: str | None = None, c
         >>> fig.axes[0].get_title()
         'features'
     """
-    img = tile_features(features, ncols)
+    img = tile_features(features, ncols, normalize=normalize)
     if ax is None:
         fig, axes = new_figure(1, 1, (0.6 * img.shape[1] / 6 + 1, 0.6 * img.shape[0] / 6 + 0.6))
         ax = axes[0, 0]
@@ -537,6 +592,8 @@ def learning_curve(values, x=None, ax=None, label: str | None = None, xlabel: st
         ax = axes[0, 0]
     fig = ax.figure
     ax.plot(xs, y, label=label, **plot_kw)
+    if xs.size and np.all(np.mod(xs, 1) == 0):  # epochs, time steps, sample counts: no 2.5
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if xlabel is not None:
         ax.set_xlabel(xlabel)
     if ylabel is not None:
@@ -549,11 +606,13 @@ def learning_curve(values, x=None, ax=None, label: str | None = None, xlabel: st
     return fig
 
 
-def feature_evolution(snapshots, kernels=None, ncols: int = 10, size: float = 1.6) -> Figure:
+def feature_evolution(snapshots, kernels=None, ncols: int = 10, size: float = 1.6, balance: bool = False,
+                      normalize=True) -> Figure:
     r"""Feature grids of weight snapshots taken during training, one row per snapshot.
 
     Each snapshot's kernels are shown in pixel space, :math:`R_f = \sum_c W_{f,c} \ast D_c`
     (:func:`reconstruct_features`), or as the raw first channel when ``kernels`` is ``None``.
+    With ``normalize="shared"`` all rows share one scale centred on zero.
 
     Args:
         snapshots: list of ``(sample, weight)`` pairs, e.g. from
@@ -561,6 +620,8 @@ def feature_evolution(snapshots, kernels=None, ncols: int = 10, size: float = 1.
         kernels: input filters ``(C, K, K)`` for the reconstruction (``None``: no reconstruction).
         ncols: tiles per row of each grid.
         size: height of one grid row in inches.
+        balance: scale the filters to unit peak first (see :func:`reconstruct_features`).
+        normalize: as in :func:`tile_features`; ``"shared"`` uses one scale for every snapshot.
 
     Shape:
         - weight of each snapshot: :math:`(F, C, k_h, k_w)`.
@@ -573,10 +634,13 @@ def feature_evolution(snapshots, kernels=None, ncols: int = 10, size: float = 1.
     """
     if not isinstance(snapshots, (list, tuple)) or not snapshots:
         raise TypeError("snapshots: expected a non-empty list of (sample, weight) pairs")
-    grids = []
-    for step, w in snapshots:
-        feats = reconstruct_features(w, kernels) if kernels is not None else w[:, 0]
-        grids.append((step, tile_features(feats, ncols)))
+    feats = [(step, reconstruct_features(w, kernels, balance) if kernels is not None else w[:, 0])
+             for step, w in snapshots]
+    if normalize == "shared":  # one scale over all snapshots, so that rows compare
+        top = max(float(f.abs().max()) for _, f in feats) or 1.0
+        grids = [(step, tile_features(f / top / 2 + 0.5, ncols, normalize=False)) for step, f in feats]
+    else:
+        grids = [(step, tile_features(f, ncols, normalize=normalize)) for step, f in feats]
     h, w = grids[0][1].shape
     fig, axes = new_figure(len(grids), 1, (size * w / h, size))
     for ax, (step, img) in zip(axes[:, 0], grids):
@@ -642,10 +706,11 @@ def confusion_plot(confusion, ax=None, normalize: bool = True, title: str | None
 
 
 def embedding_plot(embedding, labels, ax=None, title: str | None = None, size: float = 4.0,
-                   annotate: bool = True) -> Figure:
+                   annotate: bool = True, legend: bool = False) -> Figure:
     r"""Scatter plot of a 2-D embedding :math:`z_i`, coloured by class (``tab10``).
 
-    With ``annotate``, each class's number is printed at the median of its points.
+    With ``annotate``, each class's number is printed at the median of its points; with
+    ``legend``, a legend maps each colour to its class.
 
     Args:
         embedding: 2-D points, e.g. from :func:`snnlab.analysis.embed_tsne`.
@@ -654,6 +719,7 @@ def embedding_plot(embedding, labels, ax=None, title: str | None = None, size: f
         title: axes title.
         size: marker size.
         annotate: print class numbers at the class medians.
+        legend: add a colour legend of the classes (outside the axes, on the right).
 
     Shape:
         - embedding: :math:`(N, 2)`; labels: :math:`(N,)`.
@@ -676,7 +742,12 @@ def embedding_plot(embedding, labels, ax=None, title: str | None = None, size: f
         ax = axes[0, 0]
     fig = ax.figure
     cmap = colormaps["tab10"]
-    ax.scatter(z[:, 0], z[:, 1], c=cmap(y % 10), s=size, linewidths=0)
+    for cl in np.unique(y):  # one scatter per class, so that the legend has one entry each
+        pts = z[y == cl]
+        ax.scatter(pts[:, 0], pts[:, 1], color=cmap(cl % 10), s=size, linewidths=0, label=str(cl))
+    if legend:
+        ax.legend(title="class", loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+                  markerscale=max(1.0, 12.0 / size), frameon=False)
     if annotate:
         for cl in np.unique(y):
             mx, my = np.median(z[y == cl], 0)
@@ -750,4 +821,307 @@ def bar_chart(values, ax=None, title: str | None = None, ylabel: str | None = No
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def dot_plot(values: dict, reference: dict | None = None, ax=None, title: str | None = None,
+             xlabel: str = "test accuracy (%)", fmt: str = "{:.2f}", margin: float = 0.15) -> Figure:
+    r"""Dot plot of a few numbers on an axis zoomed to them: one row per name, value printed.
+
+    The axis spans :math:`[\min - m\,r, \max + m\,r]` of the values and references, with
+    :math:`r` their range (at least 1), so that differences of tenths of a percent are
+    visible, unlike bars from 0; references (e.g. a paper's accuracy) are vertical dashed
+    lines.
+
+    Args:
+        values: ``{name: value}``, drawn top to bottom in order.
+        reference: ``{label: value}`` drawn as vertical lines.
+        ax: draw into these axes (default: a new figure).
+        title, xlabel: labels.
+        fmt: format of the printed values.
+        margin: ``m``, the share of the range added on each side.
+
+    Shape:
+        - no tensors.
+
+    Example:
+        >>> fig = dot_plot({"this run": 98.53, "quick": 98.23}, reference={"paper": 98.4})
+        >>> lo, hi = map(float, fig.axes[0].get_xlim()); 97.0 < lo < 98.23 and 98.53 < hi < 99.5
+        True
+    """
+    if not isinstance(values, dict) or not values:
+        raise TypeError("values: expected a non-empty dict {name: number}")
+    names = list(values)
+    vals = [float(values[n]) for n in names]
+    refs = {str(k): float(v) for k, v in (reference or {}).items()}
+    if ax is None:  # wide enough for the longest name beside a readable axis
+        fig, axes = new_figure(1, 1, (4.2 + 0.075 * max(len(str(n)) for n in names), 0.45 * len(names) + 1.3))
+        ax = axes[0, 0]
+    fig = ax.figure
+    ys = np.arange(len(names))[::-1]
+    ax.hlines(ys, -1e9, vals, color="0.85", lw=1, zorder=0)  # guide from the left edge to each dot
+    ax.scatter(vals, ys, s=45, color=[f"C{i % 10}" for i in range(len(names))], zorder=3)
+    for v, yy in zip(vals, ys):
+        ax.annotate(fmt.format(v), (v, yy), xytext=(6, 4), textcoords="offset points", fontsize=8)
+    for i, (label, v) in enumerate(refs.items()):
+        ax.axvline(v, ls="--", lw=1, color=("0.35", "0.6", "0.75")[i % 3], label=f"{label} ({fmt.format(v)})")
+    allv = vals + list(refs.values())
+    span = max(max(allv) - min(allv), 1.0)
+    ax.set_xlim(min(allv) - margin * span, max(allv) + margin * span + 0.1 * span)
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    ax.set_yticks(ys, [str(n) for n in names])
+    ax.set_xlabel(xlabel)
+    if refs:
+        ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(refs), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10, pad=18 if refs else 6)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def feature_colors(n: int):
+    r"""``n`` distinct colours for feature indices ``0..n-1``, and the matching colour map.
+
+    ``tab10``/``tab20`` repeat after 10/20 entries; this samples the perceptually ordered
+    ``turbo`` map at :math:`i / (n - 1)`, so neighbouring indices get neighbouring hues and no
+    two features share a colour; draw it with a colour bar labelled "feature".
+
+    Args:
+        n: number of features.
+
+    Shape:
+        - Output: ``(colors, cmap)`` with ``colors`` an :math:`(n, 4)` RGBA array and ``cmap`` a
+          ``ListedColormap`` of them (use ``vmin=-0.5, vmax=n-0.5`` for integer maps).
+
+    Example:
+        >>> colors, cmap = feature_colors(30)
+        >>> colors.shape, len({tuple(c) for c in colors.round(3)})
+        ((30, 4), 30)
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    check_positive_int(n, "n")
+    colors = colormaps["turbo"](np.linspace(0.05, 0.95, n))
+    return colors, ListedColormap(colors)
+
+
+def _epoch_axis(ax, xs, label="epoch"):
+    ax.set_xlabel(label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(xs) == 1:  # one point: centre it instead of an axis from 0.95 to 1.05
+        ax.set_xlim(xs[0] - 1, xs[0] + 1)
+
+
+def _convergence_panel(ax, history):
+    """STDP convergence mean w(1 - w) of every layer on one log axis: after each epoch, or
+    per thousand samples when the history records ``samples``."""
+    layers = list(dict.fromkeys(h["layer"] for h in history))
+    per_sample = bool(history) and all("samples" in h for h in history)
+    xs_all = []
+    for i, layer in enumerate(layers):
+        rows = [h for h in history if h["layer"] == layer]
+        xs = [h["samples"] / 1000 if per_sample else h["epoch"] for h in rows]
+        ys = [max(h["mean_w_1_minus_w"], 1e-12) for h in rows]  # log axis: an exact 0 drawn at 1e-12
+        winners = rows[-1].get("winners_per_sample")
+        ax.plot(xs, ys, "o-" if len(xs) < 40 else "-", ms=4, color=f"C{i}",
+                label=f"{layer} ({len(rows)} epoch{'s' if len(rows) > 1 else ''}"
+                      + (f", {winners:.2f} winners/sample)" if winners is not None else ")"))
+        xs_all += xs
+    ax.set_yscale("log")
+    _epoch_axis(ax, sorted(set(xs_all)), "training samples (thousands)" if per_sample else "epoch of the layer")
+    ax.set_ylabel("mean w(1 - w)  (0 = all at a bound)")
+    ax.set_title("STDP convergence per layer", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def run_figure(results: dict) -> Figure:
+    r"""The figure of a finished run, from its ``results.json`` alone, readable without the code.
+
+    - ``kheradpisheh2018``: per layer, the STDP convergence :math:`\mathrm{mean}\,w(1-w)`
+      after each epoch (0 = every weight at a bound; log scale when it spans decades); the
+      SVM's validation accuracy over :math:`C` (held-out training digits), the chosen
+      :math:`C` and its test accuracy, and the paper's accuracy.
+    - ``mozafari2019``: conv1/conv2 convergence per epoch; then per R-STDP epoch the
+      percentage of correct decisions on the training digits (during the epoch), the
+      validation digits and the test set, with the epoch chosen on validation marked. A run
+      saved before the validation hold-out has no validation curve: its final epoch is
+      marked instead, never the best test epoch.
+    - ``kulkarni2018``: train and test accuracy per NormAD epoch, the final epoch marked
+      (the stored weights are the final ones), and the learning rate per epoch.
+
+    Args:
+        results: a run's ``results.json`` as a dict (``snnlab.analysis.read_results``).
+
+    Shape:
+        - no tensors.
+
+    Example:
+        >>> r = {"model": "kulkarni2018", "epochs": [{"epoch": 1, "lr": 2.0, "train_acc": 90.0,
+        ...      "test_acc": 91.0}, {"epoch": 2, "lr": 1.0, "train_acc": 95.0, "test_acc": 94.0}],
+        ...      "final_test_acc": 94.0, "paper_accuracy": 98.17}
+        >>> fig = run_figure(r)
+        >>> fig.axes[0].get_xlabel(), len(fig.axes)
+        ('NormAD epoch', 2)
+    """
+    if not isinstance(results, dict):
+        raise TypeError(f"results: expected the dict of a results.json, got {type(results).__name__}")
+    model = results.get("model")
+    if model == "kheradpisheh2018":
+        return _kheradpisheh_figure(results)
+    if model == "mozafari2019":
+        return _mozafari_figure(results)
+    if model == "kulkarni2018":
+        return _kulkarni_figure(results)
+    raise ValueError(f"results: unknown model {model!r}; expected kheradpisheh2018, mozafari2019 or kulkarni2018")
+
+
+def _name(results):
+    cfg = results.get("config") or {}
+    return cfg.get("name", "run") if isinstance(cfg, dict) else "run"
+
+
+def _kheradpisheh_figure(r):
+    fig, axes = new_figure(1, 2, (4.4, 3.2))
+    _convergence_panel(axes[0][0], r.get("history") or [])
+    ax = axes[0][1]
+    test, paper = r.get("test_accuracy"), r.get("paper_accuracy")
+    val = {float(c): a for c, a in (r.get("svm_validation") or {}).items()}
+    if val:
+        cs = sorted(val)
+        ax.plot(cs, [val[c] for c in cs], "o-", ms=4, color="C1", label="validation (held-out training digits)")
+        ax.set_xscale("log")
+        ax.set_xlabel("SVM regularisation C")
+    chosen = r.get("svm_c")
+    if test is not None:
+        x = chosen if (val and chosen is not None) else 1.0
+        ax.plot([x], [test], "*", ms=13, color="C3", label=f"test at the chosen C = {chosen:g}: {test:.2f}%"
+                if chosen is not None else f"test: {test:.2f}%")
+    if paper is not None:
+        ax.axhline(paper, ls="--", lw=1, color="0.4", label=f"paper: {paper}%")
+    if not val:
+        ax.set_xticks([])
+        ax.set_xlabel(f"C = {chosen}" if chosen is not None else "")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("linear SVM on the conv2 features", fontsize=9)
+    ax.legend(fontsize=7, loc="lower center")
+    ax.grid(alpha=0.3)
+    lo = min([v for v in list(val.values()) + [test, paper] if v is not None])
+    hi = max([v for v in list(val.values()) + [test, paper] if v is not None])
+    ax.set_ylim(lo - 0.9 * max(hi - lo, 0.5), hi + 0.3 * max(hi - lo, 0.5))
+    head = f"test {test:.2f}%" if test is not None else "no test accuracy"
+    fig.suptitle(f"Kheradpisheh 2018 ({_name(r)}), seed {r.get('seed')}: {head}"
+                 + (f" (paper {paper}%)" if paper is not None else ""), fontsize=11)
+    return fig
+
+
+def mozafari_headline(results: dict) -> dict:
+    r"""The accuracy a Mozafari 2019 run should be quoted with, and why.
+
+    A run with a validation hold-out quotes the test accuracy of the epoch chosen on
+    validation (``chosen_epoch``); a run saved before the hold-out existed has none, so its
+    final epoch is quoted. The best *test* epoch is never the headline: choosing it looks
+    at the test set.
+
+    Args:
+        results: a Mozafari 2019 ``results.json`` (either format).
+
+    Returns:
+        dict ``{"epoch", "test_accuracy", "validation_accuracy", "by", "epochs"}``; ``by``
+        is ``"validation"`` or ``"final epoch (no validation set)"``.
+
+    Shape:
+        - no tensors.
+
+    Example:
+        >>> old = {"history": [{"epoch": 1, "test": {"correct": 0.9}}, {"epoch": 2, "test": {"correct": 0.8}}]}
+        >>> mozafari_headline(old)["epoch"], mozafari_headline(old)["by"]
+        (2, 'final epoch (no validation set)')
+    """
+    hist = results.get("history") or []
+    if not hist:
+        raise ValueError("results: no R-STDP history to quote")
+    with_val = results.get("chosen_epoch") is not None and any(h.get("validation") for h in hist)
+    if with_val:
+        ep = int(results["chosen_epoch"])
+        h = hist[ep - 1]
+        return {"epoch": ep, "test_accuracy": 100 * h["test"]["correct"],
+                "validation_accuracy": 100 * h["validation"]["correct"], "by": "validation", "epochs": len(hist)}
+    h = hist[-1]
+    return {"epoch": h["epoch"], "test_accuracy": 100 * h["test"]["correct"], "validation_accuracy": None,
+            "by": "final epoch (no validation set)", "epochs": len(hist)}
+
+
+def _mozafari_figure(r):
+    hist = r.get("history") or []
+    zoom = len(hist) > 20  # long runs: a second panel zoomed on the epochs after the first tenth
+    fig = Figure(figsize=(13.5 if zoom else 10.0, 3.3), layout="constrained")
+    grid = fig.add_gridspec(1, 7 if zoom else 5)
+    _convergence_panel(fig.add_subplot(grid[0, :2]), r.get("stdp_history") or [])
+    panels = [(fig.add_subplot(grid[0, 2:5]), 0)]
+    if zoom:
+        panels.append((fig.add_subplot(grid[0, 5:]), len(hist) // 10))
+    paper = r.get("paper_accuracy")
+    head = mozafari_headline(r) if hist else None
+    curves = [("train", "train (during the epoch)", "C0"), ("validation", "validation (held-out training digits)", "C2"),
+              ("test", "test", "C3")]
+    for ax, start in panels:
+        part = hist[start:]
+        eps = [h["epoch"] for h in part]
+        style = "o-" if len(eps) < 30 else "-"
+        shown = []
+        for key, label, color in curves:
+            if part and all(h.get(key) for h in part):
+                ys = [100 * h[key]["correct"] for h in part]
+                shown += ys
+                ax.plot(eps, ys, style, ms=3, lw=1.1, color=color, label=label)
+        if head is not None:
+            ax.axvline(head["epoch"], ls=":", lw=1.2, color="black")
+            ax.plot([head["epoch"]], [head["test_accuracy"]], "*", ms=12, color="C3",
+                    label=(f"chosen on validation: epoch {head['epoch']}, test {head['test_accuracy']:.2f}%"
+                           if head["by"] == "validation" else
+                           f"no validation set: final epoch {head['epoch']}, test {head['test_accuracy']:.2f}%"))
+        if paper is not None:
+            ax.axhline(paper, ls="--", lw=1, color="0.4", label=f"paper: {paper}%")
+            shown.append(paper)
+        if eps:
+            _epoch_axis(ax, eps, "R-STDP epoch")
+        if start and shown:
+            ax.set_ylim(min(shown) - 0.3, max(shown) + 0.3)
+        ax.set_ylabel("correct decisions (%)")
+        ax.set_title("conv3 trained by R-STDP" if not start else f"zoom: epochs {start + 1}-{len(hist)}", fontsize=9)
+        ax.grid(alpha=0.3)
+    panels[0][0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Mozafari 2019 ({_name(r)}), seed {r.get('seed')}", fontsize=11)
+    return fig
+
+
+def _kulkarni_figure(r):
+    eps = r.get("epochs") or []
+    fig, axes = new_figure(1, 2, (4.2, 3.0))
+    ax, ax_lr = axes[0]
+    if eps:
+        xs = [e["epoch"] for e in eps]
+        ax.plot(xs, [e["train_acc"] for e in eps], "o-", ms=3, color="C0", label="train (during the epoch)")
+        ax.plot(xs, [e["test_acc"] for e in eps], "s-", ms=3, color="C3", label="test")
+        final = r.get("final_test_acc", eps[-1]["test_acc"])
+        ax.axvline(xs[-1], ls=":", lw=1.2, color="black")
+        ax.plot([xs[-1]], [final], "*", ms=12, color="C3", label=f"final epoch (stored weights): {final:.2f}%")
+        ax_lr.step(xs, [e["lr"] for e in eps], where="post", color="C1")
+        _epoch_axis(ax, xs, "NormAD epoch")
+        _epoch_axis(ax_lr, xs, "NormAD epoch")
+    paper = r.get("paper_accuracy", r.get("paper_test_acc"))
+    if paper is not None:
+        ax.axhline(paper, ls="--", lw=1, color="0.4", label=f"paper: {paper}%")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("output layer trained by NormAD", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    ax_lr.set_ylabel("NormAD step (pA)")
+    ax_lr.set_title("learning rate per epoch", fontsize=9)
+    ax_lr.grid(alpha=0.3)
+    cfg = r.get("config") or {}
+    fig.suptitle(f"Kulkarni & Rajendran 2018: {cfg.get('n_train', '?')} training images, seed {r.get('seed')}",
+                 fontsize=11)
     return fig

@@ -302,7 +302,12 @@ def test_confusion_plot_labels_silent_column():
 
 def test_embedding_plot_and_bar_chart():
     fig = viz.embedding_plot(np.random.rand(30, 2), np.arange(30) % 3, title="e")
-    assert len(fig.axes[0].collections) == 1 and len(fig.axes[0].texts) == 3 and _renders(fig)
+    # one scatter per class (so that a legend can name each colour), one label per class
+    assert len(fig.axes[0].collections) == 3 and len(fig.axes[0].texts) == 3 and _renders(fig)
+    assert fig.axes[0].get_legend() is None
+    fig = viz.embedding_plot(np.random.rand(30, 2), np.arange(30) % 3, legend=True)
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["0", "1", "2"] and _renders(fig)
     with pytest.raises(ValueError, match="labels"):
         viz.embedding_plot(np.random.rand(30, 2), np.arange(29))
     fig = viz.bar_chart({"a": 1.0, "b": 2.0}, reference={"paper": 1.5}, ylabel="y")
@@ -315,3 +320,42 @@ def test_embedding_plot_and_bar_chart():
         viz.bar_chart({"a": 1.0, "b": {"x": 1.0}})
     with pytest.raises(TypeError, match="values"):
         viz.bar_chart({})
+
+
+def _noisy_blobs(n=60, d=5, seed=0, gap=3.0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    return torch.randn(n, d, generator=g) + gap * torch.nn.functional.one_hot(y, d)[:, :d].float(), y
+
+
+def test_linear_probe_chooses_c_on_validation_and_checks():
+    x, y = _noisy_blobs()
+    r = an.linear_probe(x, y, grid=(0.001, 1.0), seed=3)
+    assert set(r["validation"]) == {0.001, 1.0} and r["c"] in (0.001, 1.0)
+    assert r["validation"][r["c"]] == max(r["validation"].values()), "C is the validation argmax"
+    assert r["accuracy"] > 80.0 and r == an.linear_probe(x, y, grid=(0.001, 1.0), seed=3)
+    noise = an.linear_probe(torch.randn(60, 5, generator=torch.Generator().manual_seed(1)), y, seed=3)
+    assert noise["accuracy"] < r["accuracy"]
+    with pytest.raises(ValueError, match="val_fraction"):
+        an.linear_probe(x, y, val_fraction=0.6, test_fraction=0.5)
+    with pytest.raises(ValueError, match="grid"):
+        an.linear_probe(x, y, grid=(0.0,))
+    with pytest.raises(ValueError, match="too few"):
+        an.linear_probe(x[:3], y[:3])
+
+
+def test_compare_spaces_means_over_draws():
+    x, y = _noisy_blobs(90)
+    rows = an.compare_spaces({"blobs": x, "noise": torch.rand(90, 5)}, y, 60, seeds=(0, 1, 2), k=3, folds=3)
+    blobs, noise = rows
+    assert blobs["space"] == "blobs" and blobs["dims"] == 5 and len(blobs["probe_c"]) == 3
+    assert blobs["knn"] > noise["knn"] and blobs["silhouette"] > noise["silhouette"] and blobs["probe"] > noise["probe"]
+    assert blobs["knn_sd"] >= 0.0 and noise["probe_sd"] > 0.0, "three different draws give different scores"
+    one = an.compare_spaces({"blobs": x}, y, 60, seeds=(0,), k=3, folds=3)[0]
+    assert one["knn_sd"] == one["silhouette_sd"] == one["probe_sd"] == 0.0
+    with pytest.raises(ValueError, match="same samples"):
+        an.compare_spaces({"a": x, "b": x[:50]}, y, 40)
+    with pytest.raises(ValueError, match="n: expected at most 90"):
+        an.compare_spaces({"a": x}, y, 100)
+    with pytest.raises(TypeError, match="spaces"):
+        an.compare_spaces({}, y, 10)

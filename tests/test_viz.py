@@ -141,3 +141,113 @@ def test_learning_curve_overlay():
     assert len(ax.lines) == 2 and ax.get_ylabel() == "acc"
     with pytest.raises(ValueError, match="x"):
         viz.learning_curve([1, 2], x=[1, 2, 3])
+
+
+def test_reconstruct_features_balance_equalises_the_filters():
+    """A feature with equal weights on an ON and an OFF filter that are mirror images cancels
+    when balanced; unbalanced, the 8x larger OFF filter dominates."""
+    on = dog_kernel(7, 1, 2)
+    off = -8 * on  # the OFF DoG is the mirror of the ON one, 8x larger after max-normalisation
+    w = torch.full((1, 2, 3, 3), 0.8)
+    plain = viz.reconstruct_features(w, torch.stack([on, off]))
+    balanced = viz.reconstruct_features(w, torch.stack([on, off]), balance=True)
+    assert float(plain.abs().max()) > 1.0
+    assert float(balanced.abs().max()) < 1e-5
+    w[0, 0] = 1.0  # an ON preference now shows with the ON filter's sign
+    assert float(viz.reconstruct_features(w, torch.stack([on, off]), balance=True)[0, 4, 4]) > 0
+
+
+def test_tile_features_shared_scale_keeps_flat_maps_flat():
+    x = torch.stack([torch.full((2, 2), 1e-3), torch.tensor([[1.0, -1.0], [0.0, 0.5]])])
+    t = viz.tile_features(x, ncols=2, pad=1, normalize="shared")
+    assert torch.allclose(t[:, :2], torch.full((2, 2), 0.5), atol=1e-3)   # near 0 -> mid-grey
+    assert float(t[0, 3]) == 1.0 and float(t[0, 4]) == 0.0
+    with pytest.raises(ValueError, match="normalize"):
+        viz.tile_features(x, normalize="max")
+
+
+def test_show_maps_center_makes_a_symmetric_scale_and_labels_the_colorbar():
+    fig = viz.show_maps([torch.tensor([[0.0, 3.0], [-1.0, 1.0]])], cmap="RdBu_r", center=0.0,
+                        colorbar=True, cbar_label="response (a.u.)")
+    im = fig.axes[0].images[0]
+    assert im.get_clim() == (-3.0, 3.0)
+    assert fig.axes[1].get_ylabel() == "response (a.u.)"
+
+
+def test_learning_curve_integer_ticks_for_integer_x():
+    fig = viz.learning_curve([1.0, 2.0, 3.0], x=[1, 2, 3])
+    ticks = fig.axes[0].get_xticks()
+    assert all(float(t).is_integer() for t in ticks)
+    fig = viz.learning_curve([1.0, 2.0], x=[0.5, 1.5])   # fractional abscissae keep their ticks
+    assert not all(float(t).is_integer() for t in fig.axes[0].get_xticks())
+
+
+def test_dot_plot_zooms_to_the_values_and_draws_references():
+    fig = viz.dot_plot({"a": 98.5, "b": 98.2}, reference={"paper": 98.4})
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert 96.5 < lo < 98.2 and 98.5 < hi < 100.0
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    assert any(abs(line.get_xdata()[0] - 98.4) < 1e-9 for line in ax.lines) and _renders(fig)
+    with pytest.raises(TypeError, match="values"):
+        viz.dot_plot({})
+
+
+def test_feature_colors_are_distinct():
+    colors, cmap = viz.feature_colors(30)
+    assert colors.shape == (30, 4) and len({tuple(c) for c in colors.round(4)}) == 30
+    assert cmap.N == 30
+    with pytest.raises(ValueError, match="n"):
+        viz.feature_colors(0)
+
+
+def _mz_history(n, validation=True):
+    return [{"epoch": e, "train": {"correct": 0.8 + 0.01 * e}, "test": {"correct": 0.9 + 0.001 * e - 0.002 * (e == 3)},
+             "validation": {"correct": 0.85 + 0.01 * (e == 2)} if validation else None} for e in range(1, n + 1)]
+
+
+def test_mozafari_headline_never_quotes_the_best_test_epoch():
+    new = {"history": _mz_history(4), "chosen_epoch": 2}
+    head = viz.mozafari_headline(new)
+    assert head["by"] == "validation" and head["epoch"] == 2
+    assert abs(head["test_accuracy"] - 90.2) < 1e-9 and abs(head["validation_accuracy"] - 86.0) < 1e-9
+    old = {"history": [{k: v for k, v in h.items() if k != "validation"} for h in _mz_history(4)],
+           "best_epoch": 4, "best_test_accuracy": 90.4}
+    head = viz.mozafari_headline(old)
+    assert head["by"].startswith("final epoch") and head["epoch"] == 4 and head["validation_accuracy"] is None
+    with pytest.raises(ValueError, match="history"):
+        viz.mozafari_headline({"history": []})
+
+
+def test_run_figure_per_model():
+    stdp = [{"layer": "conv1", "epoch": 1, "mean_w_1_minus_w": 1e-2, "winners_per_sample": 5.0},
+            {"layer": "conv2", "epoch": 1, "mean_w_1_minus_w": 1e-3},
+            {"layer": "conv2", "epoch": 2, "mean_w_1_minus_w": 0.0}]
+    kh = {"model": "kheradpisheh2018", "seed": 1, "history": stdp, "test_accuracy": 98.5, "paper_accuracy": 98.4,
+          "svm_c": 0.003, "svm_validation": {"0.001": 98.0, "0.003": 98.6}}
+    fig = viz.run_figure(kh)
+    conv, svm = fig.axes[:2]
+    assert conv.get_yscale() == "log" and len(conv.lines) == 2
+    assert svm.get_xscale() == "log" and "98.50" in " ".join(t.get_text() for t in svm.get_legend().get_texts())
+    assert _renders(fig)
+    mz = {"model": "mozafari2019", "seed": 1, "history": _mz_history(25), "chosen_epoch": 2,
+          "stdp_history": stdp, "paper_accuracy": 97.2}
+    fig = viz.run_figure(mz)
+    assert len(fig.axes) == 3  # convergence, all epochs, zoom on the later ones (more than 20 epochs)
+    legend = " ".join(t.get_text() for t in fig.axes[1].get_legend().get_texts())
+    assert "validation" in legend and "epoch 2" in legend and _renders(fig)
+    old = {k: v for k, v in mz.items() if k != "chosen_epoch"}
+    old["history"] = [{k: v for k, v in h.items() if k != "validation"} for h in _mz_history(3)]
+    legend = " ".join(t.get_text() for t in viz.run_figure(old).axes[1].get_legend().get_texts())
+    assert "no validation set: final epoch 3" in legend
+    with pytest.raises(ValueError, match="model"):
+        viz.run_figure({"model": "lenet"})
+    with pytest.raises(TypeError, match="results"):
+        viz.run_figure([])
+
+
+def test_spike_frames_channel_legend():
+    fig = viz.spike_frames(torch.tensor([[[0, 1]], [[2, 5]]]), 3, channel_names=["ON", "OFF"])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ON", "OFF", "fired earlier"]
+    with pytest.raises(ValueError, match="channel_names"):
+        viz.spike_frames(torch.tensor([[[0, 1]]]), 3, channel_names=["a", "b"])

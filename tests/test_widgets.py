@@ -129,3 +129,123 @@ def test_retina_view_equal_sigmas_explains_instead_of_raising(images):
     fig = widgets.retina_view(7, 1.5, 1.5, 50.0, 0, images=images)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any("cancel" in t for t in texts)
+
+
+def _stroke_times(n=40, seed=0):
+    """Random-ish ON/OFF inputs with strokes: enough structure for a few STDP winners."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, 16, (n, 2, 12, 12), generator=g, dtype=torch.uint8)
+    t[:, 0, 3:9, 5:7] = 0
+    return t
+
+
+def test_stdp_view_stabiliser_and_rates_drive_weights_to_the_bounds():
+    t = _stroke_times()
+    soft = widgets.stdp_view(0.02, -0.015, k=2, radius=1, stabilizer=True, samples=40, times=t)
+    hard = widgets.stdp_view(0.02, -0.015, k=2, radius=1, stabilizer=False, samples=40, times=t)
+    near = [float(f.axes[2].get_title().split("%")[0]) for f in (soft, hard)]
+    # without the stabiliser the same updates are not damped near 0.8: more weights reach a bound
+    assert near[1] > near[0]
+    assert "stabiliser off" in hard.get_suptitle() and len(_png(hard)) > 1000
+    with pytest.raises(ValueError, match="a_plus"):
+        widgets.stdp_view(-0.1, -0.1, times=t, samples=10)
+    with pytest.raises(ValueError, match="times"):
+        widgets.stdp_view(samples=50, times=t)
+
+
+def test_train_rstdp_readout_respects_bounds():
+    times = torch.randint(0, 16, (30, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(30) % 2
+    w = torch.full((4, 1, 2, 2), 0.8)
+    widgets.train_rstdp_readout(times, y, w, 2, reward=(0.5, -0.5), punish=(-0.5, 0.5), adaptive=False,
+                                use_stabilizer=False, bounds=(0.2, 0.8), block=10)
+    assert float(w.min()) >= 0.2 and float(w.max()) <= 0.8
+    assert bool(((w == 0.2) | (w == 0.8)).any()), "rates of 0.5 without stabiliser must hit a bound"
+    with pytest.raises(ValueError, match="bounds"):
+        widgets.train_rstdp_readout(times, y, w, 2, bounds=(0.8, 0.2))
+
+
+def test_rstdp_view_reward_only_and_bad_bounds():
+    g = torch.Generator().manual_seed(0)
+    t = torch.full((60, 1, 8, 8), 15, dtype=torch.uint8)
+    y = torch.arange(60) % 2
+    t[y == 0, 0, :, :4] = torch.randint(0, 8, (30, 8, 4), generator=g, dtype=torch.uint8)
+    t[y == 1, 0, :, 4:] = torch.randint(0, 8, (30, 8, 4), generator=g, dtype=torch.uint8)
+    fig = widgets.rstdp_view(0.05, 0.05, samples=60, data=(t, y, t, y), n_per_class=2)
+    acc = float(fig.axes[0].get_title().split()[2].rstrip("%"))
+    assert acc > 50.0, "two separable patterns: R-STDP must beat chance"
+    counts = [p.get_height() for p in fig.axes[1].patches]
+    assert sum(counts) <= 60 and len(counts) == 2
+    msg = widgets.rstdp_view(lower=0.8, upper=0.2, data=(t, y, t, y), samples=60)
+    assert any("no weight fits" in txt.get_text() for ax in msg.axes for txt in ax.texts)
+    with pytest.raises(ValueError, match="labels"):
+        widgets.rstdp_view(samples=10, data=(t, y + 1, t, y + 1))
+
+
+def test_tsne_view_caches_and_checks():
+    x = torch.cat([torch.zeros(15, 3), torch.ones(15, 3)]) + 0.1 * torch.rand(30, 3)
+    labels = torch.arange(30) // 15
+    widgets._TSNE_CACHE.clear()
+    fig = widgets.tsne_view("a", 5, {"a": x}, labels)
+    assert len(widgets._TSNE_CACHE) == 1 and fig.axes[0].get_legend() is not None
+    widgets.tsne_view("a", 5, {"a": x}, labels)
+    assert len(widgets._TSNE_CACHE) == 1, "the same space and perplexity are not recomputed"
+    with pytest.raises(ValueError, match="space"):
+        widgets.tsne_view("b", 5, {"a": x}, labels)
+    with pytest.raises(TypeError, match="spaces"):
+        widgets.tsne_view("a", 5, None, labels)
+
+
+def test_strokes_to_image_is_mnist_like():
+    assert int(widgets.strokes_to_image([]).sum()) == 0
+    # the same shape drawn small in a corner or large in the middle gives the same digit
+    small = widgets.strokes_to_image([[(10, 10), (10, 60)], [(10, 10), (40, 10)]])
+    large = widgets.strokes_to_image([[(40, 40), (40, 240)], [(40, 40), (160, 40)]])
+    assert (small.float() - large.float()).abs().mean() < 20
+    ys, xs = torch.nonzero(large, as_tuple=True)
+    assert 19 <= int(ys.max() - ys.min()) + 1 <= 21  # fits a 20x20 box
+    w = large.float()
+    cy = float((w.sum(1) * torch.arange(28)).sum() / w.sum())
+    cx = float((w.sum(0) * torch.arange(28)).sum() / w.sum())
+    assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0, "centre of mass in the middle"
+    with pytest.raises(TypeError, match="strokes"):
+        widgets.strokes_to_image("a stroke")
+
+
+@pytest.fixture(scope="module")
+def mozafari_net():
+    import snnlab
+
+    return snnlab.pretrained("mozafari2019_quick").network
+
+
+def test_digit_pipeline_decides_as_the_network(mozafari_net):
+    from snnlab.coding import Encoder
+    from snnlab.data import load_mnist
+
+    x, y = load_mnist(train=False)
+    decisions = mozafari_net(Encoder.mozafari2019().encode_batch(x[:8]))
+    for i in range(8):
+        out = widgets.digit_pipeline(x[i], mozafari_net)
+        assert out["decision"] == int(decisions[i])
+        assert int(out["class_potential"].argmax()) == out["decision"]
+        assert out["winners1"].shape == (5, 3) and out["winners2"].shape == (8, 3)
+    assert int((decisions == y[:8]).sum()) >= 6, "the stored network reads MNIST digits"
+
+
+def test_digit_view_and_canvas(mozafari_net):
+    pytest.importorskip("ipycanvas")
+    from snnlab.data import load_mnist
+
+    img = load_mnist(train=False)[0][0]
+    fig = widgets.digit_view(img, mozafari_net)
+    assert fig.get_suptitle().startswith("decision: ") and len(_png(fig)) > 10000
+    pad = widgets.DigitCanvas(mozafari_net)
+    assert pad.status.value.startswith("draw a digit")
+    pad.draw([(140, 40), (140, 240)])
+    assert pad.status.value.startswith("decision: ") and pad.status.value.endswith("(your digit)")
+    assert len(pad.strokes) == 1 and len(pad.figure.value) > 10000
+    pad.clear()
+    assert pad.strokes == [] and pad.status.value.startswith("draw a digit")
+    pad.show_example()
+    assert "MNIST test digit #0" in pad.status.value

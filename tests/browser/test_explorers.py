@@ -3,7 +3,8 @@
 For every notebook with an ``interact(...)`` explorer: open it, run all cells in quick mode,
 then move every slider one step with the keyboard (pick another option of every dropdown,
 toggle every checkbox) and check that the explorer's figure is redrawn and that no error or
-traceback appears anywhere in the notebook. One screenshot per notebook goes to
+traceback appears anywhere in the notebook. The draw-a-digit notebook (13) is drawn on: a
+stroke with the mouse on its canvas, after which the network's decision must appear. One screenshot per notebook goes to
 ``tests/browser/screenshots/`` (git-ignored). Notebooks are closed without saving and must
 be byte-identical on disk afterwards.
 
@@ -11,6 +12,7 @@ Run: ``.venv/bin/python -m pytest -m browser tests/browser`` (see README, "Worki
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -46,9 +48,10 @@ NOTEBOOKS = explorer_notebooks()
 
 
 def test_explorer_notebooks_are_found():
-    """The three explorer notebooks at least (a rename would otherwise silently drop them)."""
+    """The six explorer notebooks at least (a rename would otherwise silently drop them)."""
     names = {nb.name[:2] for nb, _ in NOTEBOOKS}
-    assert {"01", "02", "04"} <= names, f"explorer notebooks found: {sorted(nb.name for nb, _ in NOTEBOOKS)}"
+    assert {"01", "02", "04", "05", "06", "09"} <= names, \
+        f"explorer notebooks found: {sorted(nb.name for nb, _ in NOTEBOOKS)}"
 
 
 # --- JavaScript run in the page (window.jupyterapp: --LabApp.expose_app_in_browser) -----------
@@ -183,33 +186,109 @@ def _exercise_checkbox(page, box, checkbox, label: str) -> str:
     return f"{label}: {old} -> {not old}"
 
 
+@contextlib.contextmanager
+def _notebook_session(page, notebook: Path, screenshot_dir: Path):
+    """Around one notebook's browser session: a ``-FAILED`` screenshot on error; then close the
+    notebook without saving and check that the file on disk was not modified."""
+    rel = notebook.relative_to(REPO).as_posix()
+    on_disk = notebook.read_bytes()
+    try:
+        yield
+    except Exception:
+        try:
+            page.screenshot(path=str(screenshot_dir / f"{notebook.stem}-FAILED.png"))
+        except Exception:
+            pass
+        raise
+    finally:
+        try:
+            page.evaluate(JS_CLOSE_WITHOUT_SAVING)
+        except Exception:
+            pass
+        assert notebook.read_bytes() == on_disk, f"{rel} was modified on disk by the browser session"
+
+
+def _open_and_run_all(page, lab_server, rel: str, timings: dict, t0: float) -> None:
+    """Open ``rel`` in JupyterLab, wait for its kernel, run all cells and require no error."""
+    page.goto(lab_server.url(f"lab/tree/{rel}?reset"), wait_until="domcontentloaded", timeout=120_000)
+    page.wait_for_function("() => window.jupyterapp !== undefined", timeout=120_000)
+    page.evaluate("async () => { await window.jupyterapp.started; await window.jupyterapp.restored; }")
+    try:
+        page.wait_for_function(JS_NOTEBOOK_READY, arg=rel, timeout=KERNEL_START_S * 1000, polling=500)
+    except Exception:
+        # a kernel dialog ("Select Kernel") would block the start: accept its default
+        for button in page.locator(".jp-Dialog .jp-mod-accept").all():
+            button.click()
+        page.wait_for_function(JS_NOTEBOOK_READY, arg=rel, timeout=KERNEL_START_S * 1000, polling=500)
+    timings["kernel ready"] = time.monotonic() - t0
+    page.evaluate(JS_RUN_ALL)
+    page.wait_for_function("() => window.__snnlabRunAll !== null", timeout=RUN_ALL_S * 1000, polling=1000)
+    result = page.evaluate("() => window.__snnlabRunAll")
+    page.wait_for_function(JS_IDLE_AND_DONE, timeout=RUN_ALL_S * 1000, polling=500)
+    timings["run all"] = time.monotonic() - t0
+    errors = page.evaluate(JS_ERRORS)
+    assert result.get("ok") and not errors, f"{rel}: run all cells failed: {result}\n" + "\n".join(errors)
+
+
+# The status line of the draw-a-digit explorer (an ipywidgets HTML widget), once it has answered.
+JS_DECISION = """() => Array.from(document.querySelectorAll('.jp-Notebook .widget-html-content'))
+  .map((e) => e.innerText.trim()).find((t) => t.startsWith('decision:')) || ''"""
+
+
+def test_draw_a_digit_answers_a_mouse_stroke(browser, lab_server, page, screenshot_dir, explorer_report):
+    """Notebook 13: draw a stroke on the ipycanvas canvas with the mouse; the network must answer
+    (the status line says ``decision: ...`` and the pipeline figure is shown), with no error."""
+    notebook = REPO / "notebooks" / "13_draw_a_digit.ipynb"
+    rel = notebook.relative_to(REPO).as_posix()
+    t0 = time.monotonic()
+    timings = {}
+    with _notebook_session(page, notebook, screenshot_dir):
+        _open_and_run_all(page, lab_server, rel, timings, t0)
+        canvas = page.locator(".jp-Notebook .jp-OutputArea-output canvas").first
+        canvas.scroll_into_view_if_needed()
+        canvas.wait_for(state="visible", timeout=60_000)
+        box = canvas.bounding_box()
+        assert box and box["width"] > 100 and box["height"] > 100, f"{rel}: no drawing canvas ({box})"
+        # a "7": along the top, then down to the lower left, as a hand would draw it
+        x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+        page.mouse.move(x + 0.25 * w, y + 0.2 * h)
+        page.mouse.down()
+        page.mouse.move(x + 0.75 * w, y + 0.2 * h, steps=12)
+        page.mouse.move(x + 0.4 * w, y + 0.85 * h, steps=16)
+        page.mouse.up()
+        try:
+            page.wait_for_function(f"() => ({JS_DECISION})() !== ''", timeout=REDRAW_S * 1000, polling=200)
+        except Exception as e:
+            errors = page.evaluate(JS_ERRORS)
+            raise AssertionError(f"{rel}: no decision within {REDRAW_S} s of the stroke"
+                                 + ("; errors in the notebook:\n" + "\n".join(errors) if errors else "")) from e
+        page.wait_for_function(JS_IDLE_AND_DONE, timeout=REDRAW_S * 1000, polling=200)
+        decision = page.evaluate(JS_DECISION)
+        assert decision.endswith("(your digit)"), f"{rel}: the answer is not for the drawn digit: {decision!r}"
+        figure = page.locator(".jp-Notebook .widget-image").first
+        assert (figure.get_attribute("src") or "").startswith("blob:") or figure.evaluate("(e) => e.naturalWidth") > 0, \
+            f"{rel}: the pipeline figure is not shown"
+        errors = page.evaluate(JS_ERRORS)
+        assert not errors, f"{rel}: error output in the notebook:\n" + "\n".join(errors)
+        timings["drawn and answered"] = time.monotonic() - t0
+        shot = screenshot_dir / f"{notebook.stem}.png"
+        canvas.evaluate("(e) => e.closest('.jp-Cell').scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(shot))
+        explorer_report[rel] = {"widgets": 1, "changes": [f"stroke drawn: {decision}"], "screenshot": str(shot),
+                                "seconds": round(time.monotonic() - t0, 1),
+                                "timings": {k: round(v, 1) for k, v in timings.items()}}
+        print(f"\n{rel}: stroke drawn, {decision}, in {time.monotonic() - t0:.1f} s; screenshot {shot}")
+
+
 @pytest.mark.parametrize("notebook,n_explorers", NOTEBOOKS, ids=[nb.stem for nb, _ in NOTEBOOKS])
 def test_explorers_redraw_without_errors(browser, lab_server, page, screenshot_dir, explorer_report,
                                          notebook, n_explorers):
     rel = notebook.relative_to(REPO).as_posix()
-    on_disk = notebook.read_bytes()
     t0 = time.monotonic()
     timings = {}
-    try:
-        page.goto(lab_server.url(f"lab/tree/{rel}?reset"), wait_until="domcontentloaded", timeout=120_000)
-        page.wait_for_function("() => window.jupyterapp !== undefined", timeout=120_000)
-        page.evaluate("async () => { await window.jupyterapp.started; await window.jupyterapp.restored; }")
-        try:
-            page.wait_for_function(JS_NOTEBOOK_READY, arg=rel, timeout=KERNEL_START_S * 1000, polling=500)
-        except Exception:
-            # a kernel dialog ("Select Kernel") would block the start: accept its default
-            for button in page.locator(".jp-Dialog .jp-mod-accept").all():
-                button.click()
-            page.wait_for_function(JS_NOTEBOOK_READY, arg=rel, timeout=KERNEL_START_S * 1000, polling=500)
-        timings["kernel ready"] = time.monotonic() - t0
-
-        page.evaluate(JS_RUN_ALL)
-        page.wait_for_function("() => window.__snnlabRunAll !== null", timeout=RUN_ALL_S * 1000, polling=1000)
-        result = page.evaluate("() => window.__snnlabRunAll")
-        page.wait_for_function(JS_IDLE_AND_DONE, timeout=RUN_ALL_S * 1000, polling=500)
-        timings["run all"] = time.monotonic() - t0
-        errors = page.evaluate(JS_ERRORS)
-        assert result.get("ok") and not errors, f"{rel}: run all cells failed: {result}\n" + "\n".join(errors)
+    with _notebook_session(page, notebook, screenshot_dir):
+        _open_and_run_all(page, lab_server, rel, timings, t0)
 
         boxes = page.locator(".jp-Notebook .widget-interact")
         assert boxes.count() == n_explorers, \
@@ -248,15 +327,3 @@ def test_explorers_redraw_without_errors(browser, lab_server, page, screenshot_d
         print(f"\n{rel}: {len(changes)} widgets exercised in {time.monotonic() - t0:.1f} s; screenshot {shot}")
         for c in changes:
             print("   ", c)
-    except Exception:
-        try:
-            page.screenshot(path=str(screenshot_dir / f"{notebook.stem}-FAILED.png"))
-        except Exception:
-            pass
-        raise
-    finally:
-        try:
-            page.evaluate(JS_CLOSE_WITHOUT_SAVING)
-        except Exception:
-            pass
-        assert notebook.read_bytes() == on_disk, f"{rel} was modified on disk by the browser session"
