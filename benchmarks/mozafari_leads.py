@@ -92,16 +92,19 @@ def proxy(lead: str, seed: int, out: Path, n_fit: int = 30000, log=print) -> dic
     return row
 
 
-def summary(out: Path) -> list:
+def summary(out: Path, at: int | None = None, also=()) -> list:
+    """One row per run: the mean of the last 10 epochs' validation and test accuracy up to epoch
+    ``at`` (all epochs: ``None``), and the test accuracy of the epoch validation chooses.
+    ``also``: ``(lead, seed, folder)`` of runs kept elsewhere (e.g. a full-protocol run)."""
     rows = []
-    for path in sorted(out.glob("*-s*/checkpoint.pt")):
-        if path.parent.name.startswith("layers-"):
-            continue
+    runs = [(p.parent.name.rsplit("-s", 1), p) for p in sorted(out.glob("*-s*/checkpoint.pt"))
+            if not p.parent.name.startswith("layers-")]
+    runs += [((lead, seed), Path(folder) / "checkpoint.pt") for lead, seed, folder in also]
+    for (lead, seed), path in runs:
         ck = torch.load(path, weights_only=False)
-        hist = ck["state"]["history"]
+        hist = ck["state"]["history"][:at]
         if not hist:
             continue
-        lead, seed = path.parent.name.rsplit("-s", 1)
         val = [100 * h["validation"]["correct"] for h in hist]
         test = [100 * h["test"]["correct"] for h in hist]
         tail = slice(-LAST, None)
@@ -122,12 +125,19 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=200, help="R-STDP epochs per lead (default 200)")
     p.add_argument("--out", default="runs/leads")
     p.add_argument("--summary", action="store_true", help="print the table of what is there and exit")
+    p.add_argument("--at", type=int, default=None, help="with --summary: only the first AT epochs of each run")
+    p.add_argument("--also", action="append", default=[], metavar="LEAD:SEED:FOLDER",
+                   help="with --summary: a run kept in another folder (e.g. the full published run)")
     p.add_argument("--proxy", action="store_true",
                    help="instead of R-STDP: a linear SVM on conv3's input for each lead's conv1/conv2")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.summary:
-        rows = summary(out)
+        try:
+            also = [(a, int(b), c) for a, b, c in (x.split(":", 2) for x in args.also)]
+        except ValueError:
+            p.error(f"--also: expected LEAD:SEED:FOLDER, got {args.also}")
+        rows = summary(out, args.at, also)
         if not rows:
             print(f"no runs in {out}")
             return 0
@@ -135,7 +145,7 @@ def main(argv=None):
         print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
         for r in rows:
             print("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
-        (out / "summary.json").write_text(json.dumps(rows, indent=1))
+        (out / f"summary{'' if args.at is None else f'-at{args.at}'}.json").write_text(json.dumps(rows, indent=1))
         return 0
     leads = args.leads.split(",")
     unknown = [x for x in leads if x not in LEADS]

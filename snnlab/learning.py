@@ -124,9 +124,13 @@ def stdp_rates_for_winners(pairing: torch.Tensor, winners: torch.Tensor, rates: 
 FLUSH_BELOW = 1e-30
 
 
-def convergence(weight: torch.Tensor) -> float:
-    r"""How far STDP has settled: :math:`C = \frac{1}{N}\sum_i w_i (1 - w_i)`, 0 when every weight
-    is at 0 or 1 (the stabiliser's fixed points).
+def convergence(weight: torch.Tensor, lower: float = 0.0, upper: float = 1.0) -> float:
+    r"""How far STDP has settled: :math:`C = \frac{1}{N}\sum_i (w_i - LB)(UB - w_i)`, 0 when every
+    weight sits at a bound (the stabiliser's fixed points), at most :math:`(UB - LB)^2 / 4`.
+
+    Args:
+        weight: weights.
+        lower, upper: the bounds ``LB < UB``.
 
     Shape:
         - weight: any shape.
@@ -135,7 +139,11 @@ def convergence(weight: torch.Tensor) -> float:
         >>> convergence(torch.tensor([0.0, 1.0, 0.5, 0.5]))
         0.125
     """
-    return float((weight * (1 - weight)).mean())
+    check_tensor(weight, "weight")
+    if not lower < upper:
+        raise ValueError(f"lower, upper: expected lower < upper, got {lower}, {upper}")
+    w = weight.detach()
+    return float(((w - lower) * (upper - w)).mean())
 
 
 def _stabilise(w, use_stabilizer, lower, upper):

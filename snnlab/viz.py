@@ -29,7 +29,6 @@ __all__ = [
     "tile_features",
     "feature_grid",
     "feature_evolution",
-    "weight_convergence",
     "learning_curve",
     "confusion_plot",
     "embedding_plot",
@@ -538,30 +537,6 @@ def feature_grid(features, ncols: int = 10, ax=None, title: str | None = None, c
     return fig
 
 
-def weight_convergence(weight, lower: float = 0.0, upper: float = 1.0) -> float:
-    r"""Convergence of bounded STDP weights: :math:`C = \mathrm{mean}\,(w - LB)(UB - w)`.
-
-    :math:`C` is 0 when every weight sits at a bound (a binary, converged kernel) and at
-    most :math:`(UB - LB)^2 / 4` (all weights in the middle).
-
-    Args:
-        weight: weights.
-        lower, upper: bounds ``LB < UB``.
-
-    Shape:
-        - weight: any.
-
-    Example:
-        >>> weight_convergence(torch.tensor([0.0, 1.0, 0.5, 0.5]))
-        0.125
-    """
-    check_tensor(weight, "weight")
-    if not lower < upper:
-        raise ValueError(f"lower, upper: expected lower < upper, got {lower}, {upper}")
-    w = weight.detach().double()
-    return float(((w - lower) * (upper - w)).mean())
-
-
 def learning_curve(values, x=None, ax=None, label: str | None = None, xlabel: str | None = None,
                    ylabel: str | None = None, title: str | None = None, **plot_kw) -> Figure:
     r"""Plot a sequence :math:`y_i` against :math:`x_i` (default :math:`x_i = i`).
@@ -958,9 +933,9 @@ def run_figure(results: dict) -> Figure:
         - no tensors.
 
     Example:
-        >>> r = {"model": "kulkarni2018", "epochs": [{"epoch": 1, "lr": 2.0, "train_acc": 90.0,
+        >>> r = {"model": "kulkarni2018", "history": [{"epoch": 1, "lr": 2.0, "train_acc": 90.0,
         ...      "test_acc": 91.0}, {"epoch": 2, "lr": 1.0, "train_acc": 95.0, "test_acc": 94.0}],
-        ...      "final_test_acc": 94.0, "paper_accuracy": 98.17}
+        ...      "final_test_accuracy": 94.0, "paper_accuracy": 98.17}
         >>> fig = run_figure(r)
         >>> fig.axes[0].get_xlabel(), len(fig.axes)
         ('NormAD epoch', 2)
@@ -1098,20 +1073,20 @@ def _mozafari_figure(r):
 
 
 def _kulkarni_figure(r):
-    eps = r.get("epochs") or []
+    eps = r.get("history") or []  # older files: snnlab.analysis.read_results adds today's names
     fig, axes = new_figure(1, 2, (4.2, 3.0))
     ax, ax_lr = axes[0]
     if eps:
         xs = [e["epoch"] for e in eps]
         ax.plot(xs, [e["train_acc"] for e in eps], "o-", ms=3, color="C0", label="train (during the epoch)")
         ax.plot(xs, [e["test_acc"] for e in eps], "s-", ms=3, color="C3", label="test")
-        final = r.get("final_test_acc", eps[-1]["test_acc"])
+        final = r.get("final_test_accuracy", eps[-1]["test_acc"])
         ax.axvline(xs[-1], ls=":", lw=1.2, color="black")
         ax.plot([xs[-1]], [final], "*", ms=12, color="C3", label=f"final epoch (stored weights): {final:.2f}%")
         ax_lr.step(xs, [e["lr"] for e in eps], where="post", color="C1")
         _epoch_axis(ax, xs, "NormAD epoch")
         _epoch_axis(ax_lr, xs, "NormAD epoch")
-    paper = r.get("paper_accuracy", r.get("paper_test_acc"))
+    paper = r.get("paper_accuracy")
     if paper is not None:
         ax.axhline(paper, ls="--", lw=1, color="0.4", label=f"paper: {paper}%")
     ax.set_ylabel("accuracy (%)")

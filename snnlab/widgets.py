@@ -25,7 +25,8 @@ from ._checks import check_nonnegative_int, check_positive_int, check_tensor
 from .coding import Encoder, intensity_to_latency, times_to_wave
 from .competition import k_winners, pointwise_inhibition
 from .layers import conv_potentials, fire, pad, pad_times, pooling
-from .learning import apply_stdp, adaptive_rstdp_rates, spike_times_of, stdp_pairing, stdp_rates_for_winners
+from .learning import (FLUSH_BELOW, RateDoubling, adaptive_rstdp_rates, apply_stdp, convergence, spike_times_of,
+                       stdp_pairing, stdp_rates_for_winners)
 from .retina import FilterBank, dog_kernel, local_normalization
 
 __all__ = [
@@ -235,7 +236,7 @@ def competition_view(k: int = 5, radius: int = 3, digit: int = 0, weight=None, t
 def train_stdp_layer(times, weight, rates=(0.004, -0.003), time_steps: int = 15, threshold: float = 15.0,
                      k: int = 5, radius: int = 3, padding: int = 2, use_stabilizer: bool = True,
                      snapshot_every: int = 0, double_every: int = 0, max_a_plus: float = 0.15,
-                     flush_below: float = 1e-20):
+                     flush_below: float = FLUSH_BELOW):
     r"""Unsupervised STDP of one convolutional layer, one sample at a time (in place).
 
     Per sample: :math:`V = W \star S_{in}`, :math:`S = [V > \theta]`, point-wise inhibition,
@@ -251,8 +252,9 @@ def train_stdp_layer(times, weight, rates=(0.004, -0.003), time_steps: int = 15,
         padding: zero padding (no-spike) on every side of the input.
         use_stabilizer: multiply updates by :math:`w(1 - w)`.
         snapshot_every: keep a copy of the weights every this many samples (0: none).
-        double_every: double ``a_plus`` (capped at ``max_a_plus``, :math:`a^- = -0.75 a^+`) every
-            this many samples (0: constant rates).
+        double_every: double ``a_plus`` (capped at ``max_a_plus``, :math:`a^- = -0.75 a^+`) before
+            every ``double_every``-th sample, as the protocols do (:class:`snnlab.learning.RateDoubling`;
+            0: constant rates).
         max_a_plus: cap of ``a_plus``.
         flush_below: weights below this magnitude become exactly 0 after each update (stabilised
             LTD decays weights geometrically; subnormal floats would slow the CPU down).
@@ -275,14 +277,12 @@ def train_stdp_layer(times, weight, rates=(0.004, -0.003), time_steps: int = 15,
     check_tensor(weight, "weight", 4, floating=True)
     if times.shape[1] != weight.shape[1]:
         raise ValueError(f"times: has {times.shape[1]} channels but weight expects {weight.shape[1]}")
-    ap, an = float(rates[0]), float(rates[1])
-    rate = torch.tensor([[ap, an]], device=weight.device).expand(weight.shape[0], 2)
+    # the protocols' rate doubling (learning.RateDoubling), so the explorers learn as the models do
+    sched = RateDoubling(float(rates[0]), float(rates[1]), double_every or None, max_a_plus)
     hist = {"convergence": [], "winners": [], "snapshots": [(0, weight.detach().cpu().clone())]}
     for i in range(times.shape[0]):
-        if double_every and i and i % double_every == 0:
-            ap = min(2 * ap, max_a_plus)
-            an = -0.75 * ap
-            rate = torch.tensor([[ap, an]], device=weight.device).expand(weight.shape[0], 2)
+        ap, an = sched.step()
+        rate = torch.tensor([[ap, an]], device=weight.device).expand(weight.shape[0], 2)
         wave = times_to_wave(pad(times[i:i + 1].to(weight.device), padding, value=time_steps), time_steps)
         spk, pot = fire(conv_potentials(wave, weight), threshold)
         pot = pointwise_inhibition(pot)
@@ -291,11 +291,11 @@ def train_stdp_layer(times, weight, rates=(0.004, -0.003), time_steps: int = 15,
         pairing = stdp_pairing(spike_times_of(wave), spike_times_of(spk), win, weight.shape[-2:])
         lr = stdp_rates_for_winners(pairing, win, rate)
         apply_stdp(weight, win[0], lr[0], use_stabilizer, flush_below=flush_below)
-        hist["convergence"].append(viz.weight_convergence(weight))
+        hist["convergence"].append(convergence(weight))
         hist["winners"].append(int((win[0, :, 0] >= 0).sum()))
         if snapshot_every and (i + 1) % snapshot_every == 0:
             hist["snapshots"].append((i + 1, weight.detach().cpu().clone()))
-    hist["rates"] = (ap, an)
+    hist["rates"] = (sched.a_plus, sched.a_minus)
     return hist
 
 
@@ -400,7 +400,7 @@ def train_rstdp_readout(times, labels, weight, n_per_class: int, reward=(0.004, 
             rate = torch.tensor([[a[0], a[1]]], device=weight.device).expand(n_feat, 2)
             pairing = stdp_pairing(spike_times_of(wave), spike_times_of(spk), win, weight.shape[-2:])
             apply_stdp(weight, win[0], stdp_rates_for_winners(pairing, win, rate)[0], use_stabilizer,
-                       lower, upper, flush_below=1e-20)
+                       lower, upper, flush_below=FLUSH_BELOW)
         if (i + 1) % block == 0 or i + 1 == times.shape[0]:
             n = correct + wrong + silent
             hist["accuracy"].append(correct / n)

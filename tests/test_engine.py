@@ -8,7 +8,7 @@ from snnlab.competition import feature_inhibition, k_winners, pointwise_inhibiti
 from snnlab.layers import Convolution, conv_potentials, fire, pad, pooling, threshold
 from snnlab.learners import STDP
 from snnlab.learning import (
-    RateDoubling, adaptive_rstdp_rates, apply_stdp, batch_stdp, rate_schedule,
+    RateDoubling, adaptive_rstdp_rates, apply_stdp, batch_stdp, convergence, rate_schedule,
     rstdp_select, spike_times_of, stdp_pairing, stdp_rates_for_winners,
 )
 from snnlab.retina import (
@@ -591,3 +591,14 @@ def test_numba_cache_goes_to_a_temporary_folder_where_none_is_writable(monkeypat
     assert "snnlab-numba-" in numba.config.CACHE_DIR
     assert numba.njit(cache=True)(twice)(21) == 42
     shutil.rmtree(numba.config.CACHE_DIR)
+
+
+def test_convergence_bounds():
+    assert convergence(torch.tensor([0.0, 1.0])) == 0.0
+    assert convergence(torch.full((3,), 0.5)) == 0.25
+    assert convergence(torch.full((3,), 1.0), lower=-1.0, upper=3.0) == 4.0
+    with pytest.raises(ValueError, match="lower"):
+        convergence(torch.zeros(2), 1.0, 0.0)
+    with pytest.raises(TypeError, match="weight"):
+        convergence([0.5])
+

@@ -124,16 +124,6 @@ def test_feature_grid_and_evolution():
         viz.feature_evolution([])
 
 
-def test_weight_convergence_bounds():
-    assert viz.weight_convergence(torch.tensor([0.0, 1.0])) == 0.0
-    assert viz.weight_convergence(torch.full((3,), 0.5)) == 0.25
-    assert viz.weight_convergence(torch.full((3,), 1.0), lower=-1.0, upper=3.0) == 4.0
-    with pytest.raises(ValueError, match="lower"):
-        viz.weight_convergence(torch.zeros(2), 1.0, 0.0)
-    with pytest.raises(TypeError, match="weight"):
-        viz.weight_convergence([0.5])
-
-
 def test_learning_curve_overlay():
     fig = viz.learning_curve([1, 2, 3], label="a", ylabel="acc")
     viz.learning_curve([3, 2, 1], x=[10, 20, 30], ax=fig.axes[0], label="b")

@@ -10,6 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from snnlab import viz, widgets
+from snnlab.learning import RateDoubling, convergence
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,7 @@ def test_train_stdp_layer_learns_and_records():
     times[:, 0, 2:6, 3] = 0  # a vertical bar spikes first
     g = torch.Generator().manual_seed(1)
     w = torch.rand(3, 1, 3, 3, generator=g) * 0.1 + 0.5
-    before = viz.weight_convergence(w)
+    before = convergence(w)
     h = widgets.train_stdp_layer(times, w, rates=(0.05, -0.05), threshold=1.0, k=1, radius=1,
                                  snapshot_every=3)
     assert len(h["convergence"]) == 6 and len(h["winners"]) == 6
@@ -106,7 +107,10 @@ def test_train_stdp_layer_rate_doubling():
     times = torch.zeros(5, 1, 4, 4, dtype=torch.uint8)
     h = widgets.train_stdp_layer(times, torch.full((2, 1, 3, 3), 0.5), rates=(0.01, -0.0075),
                                  threshold=1.0, k=1, double_every=2, max_a_plus=0.03)
-    assert h["rates"] == (0.03, -0.0225)
+    assert h["rates"] == pytest.approx((0.03, -0.0225))
+    # the protocols' schedule: a+ doubles before the 2nd and the 4th sample, capped at 0.03
+    sched = RateDoubling(0.01, -0.0075, every=2, max_a_plus=0.03)
+    assert [sched.step()[0] for _ in range(5)] == pytest.approx([0.01, 0.02, 0.02, 0.03, 0.03])
 
 
 def test_rstdp_readout_learns_two_patterns():
