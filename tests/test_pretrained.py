@@ -22,6 +22,7 @@ REGISTRY = json.loads(pt.REGISTRY.read_text())["networks"]
 EXPECTED = {  # name -> network type, config type
     "kheradpisheh2018": (Kheradpisheh2018, Kheradpisheh2018Config),
     "kheradpisheh2018_quick": (Kheradpisheh2018, Kheradpisheh2018Config),
+    "mozafari2019": (Mozafari2019, Mozafari2019Config),
     "mozafari2019_quick": (Mozafari2019, Mozafari2019Config),
     "kulkarni2018": (dict, Kulkarni2018Config),
     "kulkarni2018_published": (dict, Kulkarni2018Config),
@@ -160,7 +161,7 @@ def test_evaluate_counts_what_predict_decides(name, n):
 
 @needs_mnist
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["kheradpisheh2018_quick", "mozafari2019_quick"])
+@pytest.mark.parametrize("name", ["kheradpisheh2018_quick", "mozafari2019_quick", "mozafari2019"])
 def test_evaluate_gives_the_registered_accuracy_on_the_whole_test_set(name):
     p = snnlab.pretrained(name)
     assert round(pt.evaluate(p)["accuracy"], 2) == p.accuracy
