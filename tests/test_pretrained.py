@@ -88,10 +88,10 @@ def test_mozafari_run_before_the_validation_hold_out_loads():
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"name: unknown trained network 'mozafari2019'; known: kheradpisheh2018, "
+    with pytest.raises(ValueError, match=r"name: unknown trained network 'mozafari2018'; known: kheradpisheh2018, "
                                          r"kheradpisheh2018_quick, kulkarni2018, kulkarni2018_published, "
-                                         r"mozafari2019_quick"):
-        snnlab.pretrained("mozafari2019")
+                                         r"mozafari2019, mozafari2019_quick"):
+        snnlab.pretrained("mozafari2018")
     with pytest.raises(TypeError, match="name: expected a str"):
         snnlab.pretrained(3)
 
