@@ -8,7 +8,7 @@
   CDNs (MathJax, the widget manager) are left out, and the Sphinx roles of the docstrings
   (``:func:`x```, ``:math:`x```) become code or MathML.
 - Fails the strict build (a logged warning) when a built page still loads something from the
-  network, or sends the reader to files that are not public (``../shared``, ``design.md``).
+  network.
 """
 from __future__ import annotations
 
@@ -33,17 +33,6 @@ PAGES = {
     "benchmarks/RESULTS_kulkarni2018.md": "results_kulkarni2018.md",
 }
 
-# Mentions of material that is not published with the site: dropped or reworded for the
-# site only (the files themselves are untouched). Ordered: the specific forms first.
-_DESIGN = r"(?:<code>)?design\.md(?:</code>)?"
-PRIVATE_REFERENCES = [
-    (re.compile(r"\s*\([^()]{0,120}\.\./shared[^()]{0,120}\)"), ""),           # "(and stages MNIST from `../shared`)"
-    (re.compile(rf"\s*\((?:see\s+)?{_DESIGN}\s+section\s+\d+\)"), ""),         # "(design.md section 4)"
-    (re.compile(rf"{_DESIGN}\s+section\s+\d+:\s*"), ""),                         # "(design.md section 6: 138/s ..."
-    (re.compile(rf"{_DESIGN}(?:\s+section\s+\d+)?"), "the project's specification"),
-    (re.compile(r"(?:<code>)?\.\./shared/reference(?:</code>)?"), "the reference library's recorded outputs"),
-]
-PRIVATE = re.compile(r"design\.md|\.\./shared")
 MD_LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 # A resource the browser would fetch from the network when the page is opened: an element
 # with an external src/href, or an inline script that fetches or imports an external URL.
@@ -134,9 +123,6 @@ def on_page_content(content, page, config, files):
         # manager (notebooks with saved widget state) and Mermaid, all from CDNs; the static
         # page needs none of them (saved widget views then show nothing, as on GitHub)
         content = SCRIPT.sub(_offline_script, content)
-    # the site only: README, results and docstrings refer to unpublished files here and there
-    for pattern, repl in PRIVATE_REFERENCES:
-        content = pattern.sub(repl, content)
     return ROLE.sub(_role, content)
 
 
@@ -146,9 +132,4 @@ def on_post_page(output, page, config):
         (m.group(0) for m in SCRIPT.finditer(output) if _fetches(m.group(1), m.group(2))), None)
     if found:
         log.warning("docs: %s loads a resource from the network: %s", page.file.src_uri, found[:300])
-    private = PRIVATE.search(output)
-    if private:
-        i = private.start()
-        log.warning("docs: %s mentions unpublished material: ...%s...", page.file.src_uri,
-                    output[max(0, i - 80):i + 40])
     return output

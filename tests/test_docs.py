@@ -123,10 +123,9 @@ def _page():
     ("<script>var s = 'https://unpkg.com/@jupyter-widgets/html-manager'; load(s)</script>", True),
     ('<script src=""> </script>', True),
     ('<link rel="stylesheet" href="//fonts.example.com/a.css">', True),
-    ("<p>see design.md section 4</p>", True),
     ('<script src="../assets/x.js"></script><a href="https://example.org">a link is fine</a>', False),
 ])
-def test_hook_guard_fails_the_build_on_network_or_private_references(html, warns, caplog):
+def test_hook_guard_fails_the_build_on_network_references(html, warns, caplog):
     """The last check of every page: a warning (an error in strict mode) names the page."""
     hooks = _hooks()
     with caplog.at_level(logging.WARNING, logger="mkdocs.hooks.snnlab"):
@@ -136,12 +135,12 @@ def test_hook_guard_fails_the_build_on_network_or_private_references(html, warns
         assert "notebooks/x.ipynb" in caplog.text
 
 
-def test_hook_removes_cdn_scripts_and_private_mentions():
+def test_hook_removes_cdn_scripts():
     hooks = _hooks()
     page = ('<script src=""> </script><script>x.src = "https://unpkg.com/a.js"</script>'
             '<script type="application/vnd.jupyter.widget-state+json">{"u": "https://x.org/a"}</script>'
             '<script type="text/x-mathjax-config">MathJax.Hub.Config({})</script>'
-            "<p>hyper-parameters (design.md section 4). Staged (and from <code>../shared</code>).</p>")
+            "<p>hyper-parameters. Staged.</p>")
     pg = _page()
     out = hooks.on_page_content(page, pg, None, None)
     assert "unpkg" not in out and 'src=""' not in out and "MathJax" not in out
