@@ -9,6 +9,11 @@ chooses nothing. Runs checkpoint every epoch and continue where they stopped.
 
     python benchmarks/mozafari_leads.py --leads base,floor --seeds 1,2 --epochs 200 --out runs/leads
     python benchmarks/mozafari_leads.py --summary --out runs/leads      # the table so far
+    python benchmarks/mozafari_leads.py --export results/mozafari2019_leads --out runs/leads
+
+``--export`` writes every run's per-epoch scores and the summary to one small ``leads.json``
+(read by notebook 08). ``--set FIELD=VALUE`` changes a config field of every lead (e.g. fewer
+samples for a trial run); such runs get folders of their own.
 
 Run one process per core (``OMP_NUM_THREADS=1``) with different leads.
 """
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from snnlab.cli import set_overrides
 from snnlab.models import mozafari2019 as mz
 
 #: lead -> (fields of conv1/conv2, fields of the R-STDP stage), each a change of the published protocol
@@ -43,26 +49,28 @@ def _layers_key(fields: dict) -> str:
     return "-".join(f"{k}={v}" for k, v in sorted(fields.items())).replace(" ", "") or "published"
 
 
-def layers_of(lead: str, seed: int, out: Path, log=print) -> Path:
+def layers_of(lead: str, seed: int, out: Path, log=print, overrides=None) -> Path:
     """The folder of the lead's trained conv1/conv2 (trained here the first time)."""
-    layers, _ = LEADS[lead]
+    layers = {**(overrides or {}), **LEADS[lead][0]}
     lay_dir = out / f"layers-{_layers_key(layers)}-s{seed}"
     if not (lay_dir / "results.json").is_file():
         log(f"[{lead} s{seed}] conv1/conv2 -> {lay_dir}")
-        mz.reproduce(mz.Mozafari2019Config(epochs=(2, 4, 0), **layers), lay_dir, device="cpu", seed=seed,
+        mz.reproduce(mz.Mozafari2019Config(**{**layers, "epochs": (2, 4, 0)}), lay_dir, device="cpu", seed=seed,
                      resume=True, progress=False, log=log)
     return lay_dir
 
 
-def run_lead(lead: str, seed: int, epochs: int, out: Path, log=print) -> dict:
-    """conv1/conv2 (shared by the leads that keep them), then ``epochs`` of R-STDP."""
+def run_lead(lead: str, seed: int, epochs: int, out: Path, log=print, overrides=None) -> dict:
+    """conv1/conv2 (shared by the leads that keep them), then ``epochs`` of R-STDP.
+    ``overrides``: config fields changed for every lead (their runs get their own folders)."""
+    overrides = overrides or {}
     layers, rstdp = LEADS[lead]
-    lay_dir = layers_of(lead, seed, out, log)
-    run_dir = out / f"{lead}-s{seed}"
+    lay_dir = layers_of(lead, seed, out, log, overrides)
+    run_dir = out / (f"{lead}-s{seed}" if not overrides else f"{lead}-{_layers_key(overrides)}-s{seed}")
     if not (run_dir / "checkpoint.pt").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy2(lay_dir / "checkpoint.pt", run_dir / "checkpoint.pt")
-    cfg = mz.Mozafari2019Config(epochs=(2, 4, epochs), **layers, **rstdp)
+    cfg = mz.Mozafari2019Config(**{**overrides, **layers, **rstdp, "epochs": (2, 4, epochs)})
     log(f"[{lead} s{seed}] R-STDP {epochs} epochs -> {run_dir}")
     return mz.reproduce(cfg, run_dir, device="cpu", seed=seed, resume=True, progress=False,
                         log=lambda m: log(f"[{lead} s{seed}] {m}"))
@@ -97,25 +105,50 @@ def summary(out: Path, at: int | None = None, also=()) -> list:
     ``at`` (all epochs: ``None``), and the test accuracy of the epoch validation chooses.
     ``also``: ``(lead, seed, folder)`` of runs kept elsewhere (e.g. a full-protocol run)."""
     rows = []
-    runs = [(p.parent.name.rsplit("-s", 1), p) for p in sorted(out.glob("*-s*/checkpoint.pt"))
-            if not p.parent.name.startswith("layers-")]
-    runs += [((lead, seed), Path(folder) / "checkpoint.pt") for lead, seed, folder in also]
-    for (lead, seed), path in runs:
-        ck = torch.load(path, weights_only=False)
-        hist = ck["state"]["history"][:at]
-        if not hist:
-            continue
+    for lead, seed, hist, _ in _runs(out, at, also):
         val = [100 * h["validation"]["correct"] for h in hist]
         test = [100 * h["test"]["correct"] for h in hist]
         tail = slice(-LAST, None)
         best = max(range(len(val)), key=lambda i: (val[i], i))
-        rows.append({"lead": lead, "seed": int(seed), "epochs": len(hist),
+        rows.append({"lead": lead, "seed": seed, "epochs": len(hist),
                      f"val mean last {LAST}": statistics.mean(val[tail]),
                      f"test mean last {LAST}": statistics.mean(test[tail]),
                      "val-chosen epoch": best + 1, "test at val-chosen": test[best],
                      "train last": 100 * hist[-1]["train"]["correct"],
                      "s/epoch": statistics.median(h["seconds"] for h in hist)})
     return rows
+
+
+def _runs(out: Path, at=None, also=()):
+    """``(lead, seed, history up to epoch at, config)`` of every R-STDP run in ``out`` and ``also``."""
+    runs = [(p.parent.name.rsplit("-s", 1), p) for p in sorted(out.glob("*-s*/checkpoint.pt"))
+            if not p.parent.name.startswith("layers-")]
+    runs += [((lead, seed), Path(folder) / "checkpoint.pt") for lead, seed, folder in also]
+    for (lead, seed), path in runs:
+        ck = torch.load(path, weights_only=False)
+        hist = ck["state"]["history"][:at]
+        if hist:
+            yield lead, int(seed), hist, ck["config"]
+
+
+def export(out: Path, dest: Path, at=None, also=()) -> Path:
+    """Every run's per-epoch scores (percent) and what its lead changes, with the summary rows,
+    in ``dest/leads.json``."""
+    runs = []
+    for lead, seed, hist, config in _runs(out, at, also):
+        name = lead.split("-", 1)[0]
+        layers, rstdp = LEADS.get(name, ({}, {}))
+        runs.append({"lead": lead, "seed": seed, "changes": {**layers, **rstdp},
+                     "config": {k: v for k, v in config.items() if k in ("train_samples", "validation_samples",
+                                                                         "test_samples", "epochs", "radius")},
+                     **{part: [round(100 * h[part]["correct"], 2) for h in hist]
+                        for part in ("train", "validation", "test")},
+                     "seconds": [round(h["seconds"], 1) for h in hist]})
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "leads.json"
+    path.write_text(json.dumps({"scored_by": f"mean validation accuracy of the last {LAST} epochs",
+                                "summary": summary(out, at, also), "runs": runs}, indent=1))
+    return path
 
 
 def main(argv=None):
@@ -128,15 +161,25 @@ def main(argv=None):
     p.add_argument("--at", type=int, default=None, help="with --summary: only the first AT epochs of each run")
     p.add_argument("--also", action="append", default=[], metavar="LEAD:SEED:FOLDER",
                    help="with --summary: a run kept in another folder (e.g. the full published run)")
+    p.add_argument("--export", metavar="DIR", help="write every run's per-epoch scores to DIR/leads.json and exit")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change a config field of every lead (JSON value), e.g. --set test_samples=1000")
     p.add_argument("--proxy", action="store_true",
                    help="instead of R-STDP: a linear SVM on conv3's input for each lead's conv1/conv2")
     args = p.parse_args(argv)
     out = Path(args.out)
+    try:
+        also = [(a, int(b), c) for a, b, c in (x.split(":", 2) for x in args.also)]
+    except ValueError:
+        p.error(f"--also: expected LEAD:SEED:FOLDER, got {args.also}")
+    if args.export:
+        print(f"wrote {export(out, Path(args.export), args.at, also)}")
+        return 0
+    try:
+        overrides = set_overrides(mz.Mozafari2019Config, args.set)
+    except ValueError as e:
+        p.error(str(e))
     if args.summary:
-        try:
-            also = [(a, int(b), c) for a, b, c in (x.split(":", 2) for x in args.also)]
-        except ValueError:
-            p.error(f"--also: expected LEAD:SEED:FOLDER, got {args.also}")
         rows = summary(out, args.at, also)
         if not rows:
             print(f"no runs in {out}")
@@ -167,7 +210,7 @@ def main(argv=None):
     for seed in seeds:
         for lead in leads:
             t0 = time.perf_counter()
-            res = run_lead(lead, seed, args.epochs, out, log=lambda m: print(m, flush=True))
+            res = run_lead(lead, seed, args.epochs, out, log=lambda m: print(m, flush=True), overrides=overrides)
             print(f"[{lead} s{seed}] done in {time.perf_counter() - t0:.0f} s: validation "
                   f"{res['validation_accuracy']:.2f}%, test {res['test_accuracy']:.2f}% at epoch "
                   f"{res['chosen_epoch']}", flush=True)

@@ -134,12 +134,28 @@ def _config(mod, args):
         if key is None:
             raise ValueError(f"--{option.replace('_', '-')}: not a setting of {args.model}")
         over[key] = given if isinstance(given, (int, str)) else _per_layer(option, given, getattr(defaults, key))
-    for item in args.set:
+    over.update(set_overrides(cfg_cls, args.set))
+    return cfg_cls.quick(**over) if args.quick else cfg_cls(**over)
+
+
+def set_overrides(cfg_cls, items) -> dict:
+    """The config fields given as ``--set FIELD=VALUE`` items (VALUE in JSON; a bare word for a
+    text field), checked against ``cfg_cls``'s fields.
+
+    Example:
+        >>> from snnlab.models.mozafari2019 import Mozafari2019Config
+        >>> set_overrides(Mozafari2019Config, ["time_steps=30", "rstdp_mode=batched"])
+        {'time_steps': 30, 'rstdp_mode': 'batched'}
+    """
+    fields = {f.name for f in dataclasses.fields(cfg_cls)}
+    defaults = cfg_cls()
+    over = {}
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in fields:
             raise ValueError(f"--set: expected FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}, got {item!r}")
         over[key] = _json_value(key, value, getattr(defaults, key))
-    return cfg_cls.quick(**over) if args.quick else cfg_cls(**over)
+    return over
 
 
 def _one_line(err: BaseException) -> str:

@@ -427,7 +427,7 @@ class SpikingConv(Convolution):
         return conv_potentials(pad(wave, self.padding) if self.padding else wave, self.weight)
 
     def times(self, input_times: torch.Tensor, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-        """Output spike times :math:`T - \#\{t : V[t] > \theta\}` of the frozen layer, batched."""
+        r"""Output spike times :math:`T - \#\{t : V[t] > \theta\}` of the frozen layer, batched."""
         if self.threshold is None:
             raise ValueError("threshold: a decision layer (threshold None) has no spike times; use final() or "
                              "snnlab.training.decide")

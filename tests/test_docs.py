@@ -154,3 +154,19 @@ def test_site_markdown_points_links_into_the_site():
     md = "see [results](benchmarks/RESULTS.md#quick) and ![x](docs/img/explorer.png) and [w](https://x.org)"
     assert hooks._site_markdown(md, "README.md") == (
         "see [results](results.md#quick) and ![x](img/explorer.png) and [w](https://x.org)")
+
+
+def test_sources_compile_without_warnings():
+    """A docstring with ``\\theta`` outside a raw string holds a tab, not the formula: every
+    Python file compiles with its warnings (invalid escapes) turned into errors."""
+    import warnings
+
+    bad = []
+    for path in sorted(p for d in ("snnlab", "benchmarks", "tests", "docs") for p in (REPO / d).rglob("*.py")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                compile(path.read_text(encoding="utf-8"), str(path), "exec")
+            except SyntaxError as err:
+                bad.append(f"{path.relative_to(REPO)}:{err.lineno}: {err.msg}")
+    assert not bad, bad

@@ -1,0 +1,54 @@
+"""benchmarks/mozafari_leads.py at a tiny size: two leads trained, summarised and exported."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from snnlab.data import data_root
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not (data_root() / "MNIST" / "raw").is_dir(),
+                                reason="MNIST not staged in data/MNIST/raw (see README, 'Data')")
+TINY = ["--set", "train_samples=[100,100,100]", "--set", "validation_samples=50", "--set", "test_samples=50"]
+
+
+@pytest.fixture(scope="module")
+def leads():
+    spec = importlib.util.spec_from_file_location("mozafari_leads", ROOT / "benchmarks" / "mozafari_leads.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_leads_train_summarise_and_export(leads, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert leads.main(["--leads", "base,dropout", "--epochs", "2", "--out", str(out), *TINY]) == 0
+    # the two leads share one conv1/conv2, trained once, in a folder named after the changed fields
+    assert len(list(out.glob("layers-*-s1"))) == 1
+    capsys.readouterr()
+    assert leads.main(["--summary", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("| base") == 1 and table.count("| dropout") == 1
+    assert leads.main(["--export", str(tmp_path / "export"), "--out", str(out)]) == 0
+    rec = json.loads((tmp_path / "export" / "leads.json").read_text())
+    runs = {r["lead"].split("-", 1)[0]: r for r in rec["runs"]}
+    assert set(runs) == {"base", "dropout"}
+    assert runs["dropout"]["changes"] == {"rstdp_dropout": 0.5} and runs["base"]["changes"] == {}
+    for r in runs.values():
+        assert len(r["validation"]) == len(r["test"]) == len(r["train"]) == 2
+        assert all(0 <= v <= 100 for v in r["validation"] + r["test"])
+        assert r["config"]["validation_samples"] == 50
+    assert {row["lead"].split("-", 1)[0] for row in rec["summary"]} == {"base", "dropout"}
+    # a resumed lead with more epochs continues its own run
+    assert leads.main(["--leads", "base", "--epochs", "3", "--out", str(out), *TINY]) == 0
+    assert "resuming" in capsys.readouterr().out
+
+
+def test_leads_reject_bad_arguments(leads, tmp_path):
+    with pytest.raises(SystemExit):
+        leads.main(["--leads", "base,banana", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        leads.main(["--leads", "base", "--set", "no_such_field=1", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        leads.main(["--summary", "--also", "base-only", "--out", str(tmp_path)])
