@@ -132,8 +132,8 @@ def _runs(out: Path, at=None, also=()):
 
 
 def export(out: Path, dest: Path, at=None, also=()) -> Path:
-    """Every run's per-epoch scores (percent) and what its lead changes, with the summary rows,
-    in ``dest/leads.json``."""
+    """Every run's per-epoch scores (percent) and what its lead changes, with the summary rows
+    and the proxy scores (``--proxy``), in ``dest/leads.json``."""
     runs = []
     for lead, seed, hist, config in _runs(out, at, also):
         name = lead.split("-", 1)[0]
@@ -146,8 +146,10 @@ def export(out: Path, dest: Path, at=None, also=()) -> Path:
                      "seconds": [round(h["seconds"], 1) for h in hist]})
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "leads.json"
+    proxy_file = out / "proxy.json"
+    proxies = json.loads(proxy_file.read_text()) if proxy_file.is_file() else []
     path.write_text(json.dumps({"scored_by": f"mean validation accuracy of the last {LAST} epochs",
-                                "summary": summary(out, at, also), "runs": runs}, indent=1))
+                                "summary": summary(out, at, also), "runs": runs, "proxy": proxies}, indent=1))
     return path
 
 
@@ -200,12 +202,13 @@ def main(argv=None):
         p.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     if args.epochs < 1:
         p.error("--epochs: expected a positive number")
-    if args.proxy:
-        rows = []
+    if args.proxy:  # rows of earlier calls are kept, one per lead and seed
+        path = out / "proxy.json"
+        rows = {(r["lead"], r["seed"]): r for r in (json.loads(path.read_text()) if path.is_file() else [])}
         for seed in seeds:
             for lead in leads:
-                rows.append(proxy(lead, seed, out, log=lambda m: print(m, flush=True)))
-        (out / "proxy.json").write_text(json.dumps(rows, indent=1))
+                rows[lead, seed] = proxy(lead, seed, out, log=lambda m: print(m, flush=True))
+                path.write_text(json.dumps(list(rows.values()), indent=1))
         return 0
     for seed in seeds:
         for lead in leads:

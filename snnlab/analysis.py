@@ -667,18 +667,11 @@ def run_info(repo=None) -> dict:
         >>> sorted(run_info())
         ['commit', 'date', 'threads', 'torch']
     """
-    import subprocess
+    from .runs import git_state
 
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=20)
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        commit = head.stdout.strip() if head.returncode == 0 and head.stdout.strip() else "unknown"
-        if commit != "unknown" and git("diff", "--quiet", "HEAD").returncode == 1:
-            commit += "+dirty"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    commit, clean = git_state("." if repo is None else repo)
+    if clean is False:
+        commit += "+dirty"
     return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "commit": commit, "torch": torch.__version__,
             "threads": torch.get_num_threads()}
 

@@ -9,9 +9,14 @@ interrupted one. A :class:`Run` locks its folder, so two runs never write into o
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
+import os
 import platform
+import shlex
+import subprocess
+import sys
 import time
 import weakref
 from pathlib import Path
@@ -21,11 +26,59 @@ import torch
 from . import __version__
 from .integrity import FolderLock, IntegrityError, atomic_write, recorded, remove_leftovers, save_torch, sha256_file, sidecar, verify
 
-__all__ = ["Run", "check_writable", "check_epochs_extension", "config_mismatch", "read_checkpoint", "PhaseTimer",
+__all__ = ["Run", "provenance", "git_state", "command_line", "check_writable", "check_epochs_extension", "config_mismatch", "read_checkpoint", "PhaseTimer",
            "write_results", "interrupted_run", "check_fresh_start", "discard_checkpoint"]
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
+
+
+def git_state(repo=None) -> tuple:
+    """``(commit, clean)`` of the git checkout holding ``repo`` (default: this package's source):
+    the short hash of ``HEAD`` and whether the tracked files equal it; ``("unknown", None)``
+    outside a checkout or without git.
+
+    Example:
+        >>> commit, clean = git_state()
+        >>> isinstance(commit, str) and clean in (True, False, None)
+        True
+    """
+    repo = Path(__file__).resolve().parent if repo is None else repo
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=20)
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode != 0 or not head.stdout.strip():
+            return "unknown", None
+        return head.stdout.strip(), git("diff", "--quiet", "HEAD").returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", None
+
+
+#: the command that started the run as the user typed it (set by ``snnlab``'s ``main``);
+#: unset, :func:`provenance` rebuilds it from ``sys.argv``
+command_line: contextvars.ContextVar = contextvars.ContextVar("command_line", default=None)
+
+
+def provenance(repo=None) -> dict:
+    """Who made a run and from what: UTC start time, the command line, and the commit of the
+    code with whether its tracked files were clean (:func:`git_state`).
+
+    Example:
+        >>> sorted(provenance())
+        ['clean_tree', 'command', 'commit', 'started']
+    """
+    commit, clean = git_state(repo)
+    command = command_line.get()
+    if command is None:
+        first = sys.argv[0] if sys.argv and sys.argv[0] else "-"
+        # a console script by its name, a Python file or -c as run by python
+        head = ["python", first] if first.endswith(".py") or first.startswith("-") else [os.path.basename(first)]
+        command = shlex.join([*head, *sys.argv[1:]])
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command,
+            "commit": commit, "clean_tree": clean}
 
 
 def check_writable(out) -> Path:
@@ -279,6 +332,8 @@ class Run:
         self.resume = resume
         self._lock = FolderLock(self.out).acquire()
         weakref.finalize(self, self._lock.release)
+        #: this process's :func:`provenance`, added to the run's ``sessions`` by :meth:`restore`
+        self.started = provenance()
         try:
             remove_leftovers(self.out)  # of a killed run: no writer is active while we hold the lock
             if not resume:
@@ -347,11 +402,15 @@ class Run:
         if ck is None:
             if self.resume:
                 log(f"resume: no checkpoint in {self.out}; starting from scratch")
-            return fresh
-        self._check_compatible(ck, config, seed)
-        net.load_state_dict(ck["model"])
-        log(f"resuming from {self.ckpt}: epochs done per layer {ck['state']['done']}")
-        return ck["state"]
+            state = fresh
+        else:
+            self._check_compatible(ck, config, seed)
+            net.load_state_dict(ck["model"])
+            log(f"resuming from {self.ckpt}: epochs done per layer {ck['state']['done']}")
+            state = ck["state"]
+        # every process that worked on the run, in order (checkpoints from before 2026-12-05 lack the earlier ones)
+        state.setdefault("sessions", []).append(self.started)
+        return state
 
     def saver(self, net, config, seed: int, state: dict, timer: "PhaseTimer"):
         """A function that checkpoints ``net`` and ``state`` (with the phase times)."""
@@ -361,9 +420,17 @@ class Run:
                                   "model": net.state_dict(), "state": state})
         return save
 
-    def header(self, name: str, config, seed: int, device) -> dict:
+    def header(self, name: str, config, seed: int, device, state: dict | None = None) -> dict:
+        """The common part of ``results.json``: what ran, where, and from which code.
+
+        ``command``, ``commit`` and ``clean_tree`` are this process's (the one writing the
+        results); ``sessions`` (from ``state``) lists every process that trained the run.
+        """
         return {
             "model": name,
+            **{k: self.started[k] for k in ("command", "commit", "clean_tree")},
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "sessions": list((state or {}).get("sessions", [self.started])),
             "config": dataclasses.asdict(config),
             "seed": seed,
             "device": str(device),

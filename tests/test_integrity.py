@@ -123,7 +123,8 @@ def test_resume_without_a_checkpoint_says_so_in_one_line(tmp_path):
     said = []
     with Run(tmp_path, resume=True) as run:
         state = run.restore(Kheradpisheh2018(seed=1), None, 1, {"done": [0, 0]}, log=said.append)
-    assert state == {"done": [0, 0]} and said == [f"resume: no checkpoint in {tmp_path}; starting from scratch"]
+    assert state == {"done": [0, 0], "sessions": [run.started]}
+    assert said == [f"resume: no checkpoint in {tmp_path}; starting from scratch"]
     with pytest.raises(ValueError, match="seed: expected an int in 0..4294967295"):
         Kheradpisheh2018(seed=2 ** 64)
 
@@ -279,3 +280,27 @@ def test_one_flipped_byte_in_any_run_file_is_refused_or_rewritten_identically(tm
     assert cli.main(TINY_ARGV + ["--out", str(out), "--resume"]) == 0
     _same_result(out, ref)
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_mnist
+def test_results_name_the_command_commit_and_every_session(tmp_path):
+    import shlex
+
+    from snnlab import cli
+    from snnlab.runs import git_state
+
+    out = tmp_path / "run"
+    first = TINY_ARGV + ["--out", str(out)]
+    assert cli.main(first) == 0
+    res = read_results(out)
+    commit, clean = git_state()
+    assert res["command"] == shlex.join(["snnlab", *first])
+    assert (res["commit"], res["clean_tree"]) == (commit, clean)
+    assert [s["command"] for s in res["sessions"]] == [res["command"]]
+    # continued with more R-STDP epochs: both processes are listed, the last one wrote the results
+    more = [*TINY_ARGV[:3], "1,1,3", *TINY_ARGV[4:], "--out", str(out), "--resume"]
+    assert cli.main(more) == 0
+    res = read_results(out)
+    assert [s["command"] for s in res["sessions"]] == [shlex.join(["snnlab", *first]), shlex.join(["snnlab", *more])]
+    assert res["command"] == shlex.join(["snnlab", *more]) and len(res["history"]) == 3
+    assert all(s["started"] <= res["finished"] for s in res["sessions"])

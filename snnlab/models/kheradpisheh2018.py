@@ -377,7 +377,7 @@ def reproduce(config: Kheradpisheh2018Config | None = None, out_dir="runs/kherad
     log(f"SVM: train {scores['train_accuracy']:.2f}%  test {scores['test_accuracy']:.2f}%  "
         f"(silent test samples: {scores['test_silent']})")
 
-    results = run.header("kheradpisheh2018", cfg, seed, dev)
+    results = run.header("kheradpisheh2018", cfg, seed, dev, state)
     results.update({
         "history": state["stdp_history"],
         **scores,

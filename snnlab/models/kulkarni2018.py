@@ -930,7 +930,7 @@ def _reproduce(run, cfg, dev, seed, progress, log):
     history = state["history"]
     best = max(history, key=lambda h: h["test_acc"]) if history else {"epoch": 0, "test_acc": float("nan")}
     spt = h_train.spikes_per_image().double()
-    results = run.header("kulkarni2018", cfg, seed, dev)
+    results = run.header("kulkarni2018", cfg, seed, dev, state)
     results.update({
         "history": history,
         "best_test_accuracy": best["test_acc"],

@@ -421,7 +421,7 @@ def reproduce(config: Mozafari2019Config | None = None, out_dir="runs/mozafari20
     hist = state["history"]
     best = state["best"]
     chosen = hist[best["epoch"] - 1] if best else None
-    results = run.header("mozafari2019", cfg, seed, dev)
+    results = run.header("mozafari2019", cfg, seed, dev, state)
     results.update({
         "history": hist,
         "stdp_history": state["stdp_history"],
