@@ -26,8 +26,9 @@ import torch
 from . import __version__
 from .integrity import FolderLock, IntegrityError, atomic_write, recorded, remove_leftovers, save_torch, sha256_file, sidecar, verify
 
-__all__ = ["Run", "provenance", "git_state", "command_line", "check_writable", "check_epochs_extension", "config_mismatch", "read_checkpoint", "PhaseTimer",
-           "write_results", "interrupted_run", "check_fresh_start", "discard_checkpoint"]
+__all__ = ["Run", "provenance", "git_state", "command_line", "check_writable", "check_epochs_extension",
+           "config_mismatch", "read_checkpoint", "PhaseTimer", "write_results", "interrupted_run", "check_fresh_start",
+           "discard_checkpoint"]
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
@@ -408,7 +409,8 @@ class Run:
             net.load_state_dict(ck["model"])
             log(f"resuming from {self.ckpt}: epochs done per layer {ck['state']['done']}")
             state = ck["state"]
-        # every process that worked on the run, in order (checkpoints from before 2026-12-05 lack the earlier ones)
+        # every process that worked on the run, in order (a checkpoint written before sessions were
+        # recorded lists only those since)
         state.setdefault("sessions", []).append(self.started)
         return state
 
