@@ -20,7 +20,9 @@ Run one process per core (``OMP_NUM_THREADS=1``) with different leads.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shlex
 import shutil
 import statistics
 import sys
@@ -30,6 +32,8 @@ from pathlib import Path
 import torch
 
 from snnlab.cli import set_overrides
+from snnlab.integrity import atomic_write
+from snnlab.runs import command_line
 from snnlab.models import mozafari2019 as mz
 
 #: lead -> (fields of conv1/conv2, fields of the R-STDP stage), each a change of the published protocol
@@ -76,7 +80,7 @@ def run_lead(lead: str, seed: int, epochs: int, out: Path, log=print, overrides=
                         log=lambda m: log(f"[{lead} s{seed}] {m}"))
 
 
-def proxy(lead: str, seed: int, out: Path, n_fit: int = 30000, log=print) -> dict:
+def proxy(lead: str, seed: int, out: Path, n_fit: int = 30000, log=print, overrides=None) -> dict:
     """A cheap proxy for a lead that changes conv1/conv2: a linear SVM on conv3's input (conv2's
     pooled spikes, 250 x 4 x 4 bits) trained on the first ``n_fit`` training digits, its C chosen
     on their last sixth, scored on the 10k validation digits (never the test set)."""
@@ -85,7 +89,7 @@ def proxy(lead: str, seed: int, out: Path, n_fit: int = 30000, log=print) -> dic
     from snnlab.io import load_model
     from snnlab.svm import LinearSVM, select_svm_c
 
-    net = load_model(layers_of(lead, seed, out, log) / "weights.pt")
+    net = load_model(layers_of(lead, seed, out, log, overrides) / "weights.pt")
     enc = Encoder.mozafari2019(time_steps=net.config.time_steps)
     times, labels = encoded_mnist(enc, True, limit=60000)
     x = net.conv3_input(torch.cat([times[:n_fit], times[50000:]])).flatten(1)
@@ -138,7 +142,13 @@ def export(out: Path, dest: Path, at=None, also=()) -> Path:
     for lead, seed, hist, config in _runs(out, at, also):
         name = lead.split("-", 1)[0]
         layers, rstdp = LEADS.get(name, ({}, {}))
-        runs.append({"lead": lead, "seed": seed, "changes": {**layers, **rstdp},
+        changes = {**layers, **rstdp}
+        defaults = dataclasses.asdict(mz.Mozafari2019Config())
+        # fields set for every lead with --set (and epochs), beyond what the lead itself changes
+        others = {k: v for k, v in config.items()
+                  if k in defaults and k not in changes and k not in ("epochs", "name")
+                  and json.loads(json.dumps(v)) != json.loads(json.dumps(defaults[k]))}
+        runs.append({"lead": lead, "seed": seed, "changes": changes, "overrides": others,
                      "config": {k: v for k, v in config.items() if k in ("train_samples", "validation_samples",
                                                                          "test_samples", "epochs", "radius")},
                      **{part: [round(100 * h[part]["correct"], 2) for h in hist]
@@ -154,6 +164,16 @@ def export(out: Path, dest: Path, at=None, also=()) -> Path:
 
 
 def main(argv=None):
+    # the runs' results.json name this script's command line, also when main() is called from Python
+    words = sys.argv[1:] if argv is None else list(argv)
+    token = command_line.set(shlex.join(["python", "benchmarks/mozafari_leads.py", *map(str, words)]))
+    try:
+        return _main(argv)
+    finally:
+        command_line.reset(token)
+
+
+def _main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--leads", default="base", help=f"comma-separated, of: {', '.join(LEADS)}")
     p.add_argument("--seeds", default="1", help="comma-separated seeds")
@@ -174,12 +194,15 @@ def main(argv=None):
         also = [(a, int(b), c) for a, b, c in (x.split(":", 2) for x in args.also)]
     except ValueError:
         p.error(f"--also: expected LEAD:SEED:FOLDER, got {args.also}")
+    if args.set and (args.export or args.summary):
+        p.error("--set: changes the runs to train (or --proxy); --summary and --export read the runs that are there")
     if args.export:
         print(f"wrote {export(out, Path(args.export), args.at, also)}")
         return 0
     try:
         overrides = set_overrides(mz.Mozafari2019Config, args.set)
-    except ValueError as e:
+        mz.Mozafari2019Config(**overrides)  # bad values fail here, in one line
+    except (ValueError, TypeError) as e:
         p.error(str(e))
     if args.summary:
         rows = summary(out, args.at, also)
@@ -207,8 +230,9 @@ def main(argv=None):
         rows = {(r["lead"], r["seed"]): r for r in (json.loads(path.read_text()) if path.is_file() else [])}
         for seed in seeds:
             for lead in leads:
-                rows[lead, seed] = proxy(lead, seed, out, log=lambda m: print(m, flush=True))
-                path.write_text(json.dumps(list(rows.values()), indent=1))
+                rows[lead, seed] = proxy(lead, seed, out, log=lambda m: print(m, flush=True), overrides=overrides)
+                blob = json.dumps(list(rows.values()), indent=1).encode()
+                atomic_write(path, lambda f, blob=blob: f.write(blob), checked=False)
         return 0
     for seed in seeds:
         for lead in leads:

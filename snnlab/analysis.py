@@ -538,7 +538,7 @@ def compare_spaces(spaces: dict, labels, n: int, seeds=(0, 1, 2), k: int = 5, fo
 
 # --- stored runs ----------------------------------------------------------------------------
 #: keys of a results.json that say where its numbers come from, in display order
-PROVENANCE_KEYS = ("command", "date", "commit", "device", "device_name", "threads", "torch", "snnlab", "seed")
+PROVENANCE_KEYS = ("command", "date", "commit", "clean_tree", "device", "device_name", "threads", "torch", "snnlab", "seed")
 
 
 #: results.json names of kulkarni2018 runs made before they went through snnlab.runs.Run -> today's
@@ -620,7 +620,7 @@ def _readme_row(folder) -> dict:
 
 
 def provenance(results: dict, folder=None) -> dict:
-    r"""Where a run's numbers come from: command, date, commit, device, ... (``"not recorded"``
+    r"""Where a run's numbers come from: command, date, commit (and whether the tree was clean), device, ... (``"not recorded"``
     for missing keys), plus the config's name and the total wall time :math:`\sum_p t_p` of
     its phases.
 
@@ -640,7 +640,9 @@ def provenance(results: dict, folder=None) -> dict:
     """
     if not isinstance(results, dict):
         raise TypeError(f"results: expected a dict, got {type(results).__name__}")
-    out = {k: results.get(k, "not recorded") for k in PROVENANCE_KEYS}
+    # runs written since 2026-12-05 date their results "finished" (and list their "sessions")
+    out = {k: results.get(k, results.get("finished", "not recorded") if k == "date" else "not recorded")
+           for k in PROVENANCE_KEYS}
     cfg = results.get("config")
     out["config"] = cfg.get("name", "not recorded") if isinstance(cfg, dict) else "not recorded"
     phases = results.get("wall_time_per_phase_s")

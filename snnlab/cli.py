@@ -141,7 +141,14 @@ def _config(mod, args):
 
 def set_overrides(cfg_cls, items) -> dict:
     """The config fields given as ``--set FIELD=VALUE`` items (VALUE in JSON; a bare word for a
-    text field), checked against ``cfg_cls``'s fields.
+    text field), checked against ``cfg_cls``'s fields (their values are checked by the config).
+
+    Args:
+        cfg_cls: a config dataclass (e.g. ``Mozafari2019Config``).
+        items: ``"FIELD=VALUE"`` texts.
+
+    Raises:
+        ValueError: an item is not ``FIELD=VALUE`` with a field of ``cfg_cls``, or VALUE is not JSON.
 
     Example:
         >>> from snnlab.models.mozafari2019 import Mozafari2019Config

@@ -26,7 +26,7 @@ import torch
 from . import __version__
 from .integrity import FolderLock, IntegrityError, atomic_write, recorded, remove_leftovers, save_torch, sha256_file, sidecar, verify
 
-__all__ = ["Run", "provenance", "git_state", "command_line", "check_writable", "check_epochs_extension",
+__all__ = ["Run", "session_info", "git_state", "command_line", "check_writable", "check_epochs_extension",
            "config_mismatch", "read_checkpoint", "PhaseTimer", "write_results", "interrupted_run", "check_fresh_start",
            "discard_checkpoint"]
 
@@ -35,9 +35,15 @@ RESULTS = "results.json"
 
 
 def git_state(repo=None) -> tuple:
-    """``(commit, clean)`` of the git checkout holding ``repo`` (default: this package's source):
-    the short hash of ``HEAD`` and whether the tracked files equal it; ``("unknown", None)``
-    outside a checkout or without git.
+    """``(commit, clean)`` of the git checkout holding ``repo``: the short hash of ``HEAD`` and
+    whether the tracked files equal it.
+
+    Args:
+        repo: a folder inside the checkout (default: this package's source folder).
+
+    Returns:
+        ``("unknown", None)`` outside a checkout or without git; ``clean`` is ``None`` when
+        git cannot compare the files.
 
     Example:
         >>> commit, clean = git_state()
@@ -53,22 +59,26 @@ def git_state(repo=None) -> tuple:
         head = git("rev-parse", "--short", "HEAD")
         if head.returncode != 0 or not head.stdout.strip():
             return "unknown", None
-        return head.stdout.strip(), git("diff", "--quiet", "HEAD").returncode == 0
+        diff = git("diff", "--quiet", "HEAD").returncode  # 0 same, 1 differs, else an error
+        return head.stdout.strip(), {0: True, 1: False}.get(diff)
     except (OSError, subprocess.SubprocessError):
         return "unknown", None
 
 
-#: the command that started the run as the user typed it (set by ``snnlab``'s ``main``);
-#: unset, :func:`provenance` rebuilds it from ``sys.argv``
+#: the command that started the run as the user typed it (set by ``snnlab``'s ``main`` and the
+#: benchmark scripts); unset, :func:`session_info` rebuilds it from ``sys.argv``
 command_line: contextvars.ContextVar = contextvars.ContextVar("command_line", default=None)
 
 
-def provenance(repo=None) -> dict:
-    """Who made a run and from what: UTC start time, the command line, and the commit of the
-    code with whether its tracked files were clean (:func:`git_state`).
+def session_info(repo=None) -> dict:
+    """This process as one session of a run: UTC start time, the command line, and the commit
+    of the code with whether its tracked files were clean (:func:`git_state`).
+
+    Args:
+        repo: a folder inside the checkout (default: this package's source folder).
 
     Example:
-        >>> sorted(provenance())
+        >>> sorted(session_info())
         ['clean_tree', 'command', 'commit', 'started']
     """
     commit, clean = git_state(repo)
@@ -333,9 +343,9 @@ class Run:
         self.resume = resume
         self._lock = FolderLock(self.out).acquire()
         weakref.finalize(self, self._lock.release)
-        #: this process's :func:`provenance`, added to the run's ``sessions`` by :meth:`restore`
-        self.started = provenance()
         try:
+            #: this process's :func:`session_info`, added to the run's ``sessions`` by :meth:`restore`
+            self.started = session_info()
             remove_leftovers(self.out)  # of a killed run: no writer is active while we hold the lock
             if not resume:
                 check_fresh_start(self.out, overwrite)
@@ -426,7 +436,19 @@ class Run:
         """The common part of ``results.json``: what ran, where, and from which code.
 
         ``command``, ``commit`` and ``clean_tree`` are this process's (the one writing the
-        results); ``sessions`` (from ``state``) lists every process that trained the run.
+        results); ``sessions`` lists every process that worked on the run, this one last.
+
+        Args:
+            name: the model's name; config, seed: the run's; device: where it ran.
+            state: the run's state from :meth:`restore` (for its ``sessions``).
+
+        Example:
+            >>> import tempfile
+            >>> from snnlab.models.mozafari2019 import Mozafari2019Config
+            >>> with Run(tempfile.mkdtemp()) as run:
+            ...     h = run.header("mozafari2019", Mozafari2019Config(), 1, "cpu")
+            >>> h["sessions"] == [run.started] and h["command"] == run.started["command"]
+            True
         """
         return {
             "model": name,

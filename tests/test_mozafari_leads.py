@@ -40,9 +40,14 @@ def test_leads_train_summarise_and_export(leads, tmp_path, capsys):
         assert all(0 <= v <= 100 for v in r["validation"] + r["test"])
         assert r["config"]["validation_samples"] == 50
     assert {row["lead"].split("-", 1)[0] for row in rec["summary"]} == {"base", "dropout"}
-    # a resumed lead with more epochs continues its own run
+    assert all(r["overrides"] == {"train_samples": [100, 100, 100], "validation_samples": 50, "test_samples": 50}
+               for r in runs.values())
+    # a lead with more epochs continues its own run: one more epoch, no retraining
     assert leads.main(["--leads", "base", "--epochs", "3", "--out", str(out), *TINY]) == 0
-    assert "resuming" in capsys.readouterr().out
+    assert "epochs done per layer [2, 4, 2]" in capsys.readouterr().out
+    assert len(list(out.glob("base-*-s1"))) == 1
+    res = json.loads(next(out.glob("base-*-s1")).joinpath("results.json").read_text())
+    assert len(res["history"]) == 3 and res["command"].startswith("python benchmarks/mozafari_leads.py --leads base")
 
 
 def test_leads_reject_bad_arguments(leads, tmp_path):
@@ -52,3 +57,8 @@ def test_leads_reject_bad_arguments(leads, tmp_path):
         leads.main(["--leads", "base", "--set", "no_such_field=1", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         leads.main(["--summary", "--also", "base-only", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):  # a bad value, refused before any work
+        leads.main(["--leads", "base", "--set", "test_samples=-1", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        leads.main(["--summary", "--set", "test_samples=5", "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
