@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
 import shutil
 import statistics
 import sys
@@ -33,7 +32,7 @@ import torch
 
 from snnlab.cli import set_overrides
 from snnlab.integrity import atomic_write
-from snnlab.runs import command_line
+from snnlab.runs import recorded_command
 from snnlab.models import mozafari2019 as mz
 
 #: lead -> (fields of conv1/conv2, fields of the R-STDP stage), each a change of the published protocol
@@ -139,38 +138,32 @@ def export(out: Path, dest: Path, at=None, also=()) -> Path:
     """Every run's per-epoch scores (percent) and what its lead changes, with the summary rows
     and the proxy scores (``--proxy``), in ``dest/leads.json``."""
     runs = []
+    defaults = dataclasses.asdict(mz.Mozafari2019Config())
     for lead, seed, hist, config in _runs(out, at, also):
-        name = lead.split("-", 1)[0]
-        layers, rstdp = LEADS.get(name, ({}, {}))
+        layers, rstdp = LEADS.get(lead.split("-", 1)[0], ({}, {}))
         changes = {**layers, **rstdp}
-        defaults = dataclasses.asdict(mz.Mozafari2019Config())
-        # fields set for every lead with --set (and epochs), beyond what the lead itself changes
-        others = {k: v for k, v in config.items()
-                  if k in defaults and k not in changes and k not in ("epochs", "name")
-                  and json.loads(json.dumps(v)) != json.loads(json.dumps(defaults[k]))}
+        # fields set for every lead with --set, beyond what the lead itself changes (JSON text
+        # compares a saved list with a default tuple)
+        others = {k: v for k, v in config.items() if k in defaults and k not in changes
+                  and k not in ("epochs", "name") and json.dumps(v) != json.dumps(defaults[k])}
         runs.append({"lead": lead, "seed": seed, "changes": changes, "overrides": others,
                      "config": {k: v for k, v in config.items() if k in ("train_samples", "validation_samples",
                                                                          "test_samples", "epochs", "radius")},
                      **{part: [round(100 * h[part]["correct"], 2) for h in hist]
                         for part in ("train", "validation", "test")},
                      "seconds": [round(h["seconds"], 1) for h in hist]})
-    dest.mkdir(parents=True, exist_ok=True)
     path = dest / "leads.json"
     proxy_file = out / "proxy.json"
     proxies = json.loads(proxy_file.read_text()) if proxy_file.is_file() else []
-    path.write_text(json.dumps({"scored_by": f"mean validation accuracy of the last {LAST} epochs",
-                                "summary": summary(out, at, also), "runs": runs, "proxy": proxies}, indent=1))
+    blob = json.dumps({"scored_by": f"mean validation accuracy of the last {LAST} epochs",
+                       "summary": summary(out, at, also), "runs": runs, "proxy": proxies}, indent=1).encode()
+    atomic_write(path, lambda f: f.write(blob), checked=False)
     return path
 
 
 def main(argv=None):
-    # the runs' results.json name this script's command line, also when main() is called from Python
-    words = sys.argv[1:] if argv is None else list(argv)
-    token = command_line.set(shlex.join(["python", "benchmarks/mozafari_leads.py", *map(str, words)]))
-    try:
+    with recorded_command("python", "benchmarks/mozafari_leads.py", argv=argv):  # named in the runs' results.json
         return _main(argv)
-    finally:
-        command_line.reset(token)
 
 
 def _main(argv):

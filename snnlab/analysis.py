@@ -620,9 +620,9 @@ def _readme_row(folder) -> dict:
 
 
 def provenance(results: dict, folder=None) -> dict:
-    r"""Where a run's numbers come from: command, date, commit (and whether the tree was clean), device, ... (``"not recorded"``
-    for missing keys), plus the config's name and the total wall time :math:`\sum_p t_p` of
-    its phases.
+    r"""Where a run's numbers come from: command, date, commit and clean tree, device, ...
+    (``"not recorded"`` for missing keys), plus the config's name and the total wall time
+    :math:`\sum_p t_p` of its phases.
 
     Keys come from ``results``; with ``folder``, the row for that folder in the Markdown table
     of ``folder/../README.md`` (columns such as command, device, date, commit) fills the keys
@@ -640,9 +640,9 @@ def provenance(results: dict, folder=None) -> dict:
     """
     if not isinstance(results, dict):
         raise TypeError(f"results: expected a dict, got {type(results).__name__}")
-    # runs written since 2026-12-05 date their results "finished" (and list their "sessions")
-    out = {k: results.get(k, results.get("finished", "not recorded") if k == "date" else "not recorded")
-           for k in PROVENANCE_KEYS}
+    out = {k: results.get(k, "not recorded") for k in PROVENANCE_KEYS}
+    if "date" not in results and "finished" in results:  # how runs since 2026-12-05 date their results
+        out["date"] = results["finished"]
     cfg = results.get("config")
     out["config"] = cfg.get("name", "not recorded") if isinstance(cfg, dict) else "not recorded"
     phases = results.get("wall_time_per_phase_s")

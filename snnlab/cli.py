@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -248,15 +247,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "reproduce":
-        from .runs import command_line
+        from .runs import recorded_command
 
-        # results.json names the command as typed, also when main() is called from Python
-        words = sys.argv[1:] if argv is None else list(argv)
-        token = command_line.set(shlex.join(["snnlab", *map(str, words)]))
-        try:
+        with recorded_command("snnlab", argv=argv):  # results.json names the command as typed
             return _reproduce(args, parser)
-        finally:
-            command_line.reset(token)
     try:
         return _evaluate(args, parser) if args.command == "evaluate" else _classify(args, parser)
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ interrupted one. A :class:`Run` locks its folder, so two runs never write into o
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import json
@@ -26,7 +27,7 @@ import torch
 from . import __version__
 from .integrity import FolderLock, IntegrityError, atomic_write, recorded, remove_leftovers, save_torch, sha256_file, sidecar, verify
 
-__all__ = ["Run", "session_info", "git_state", "command_line", "check_writable", "check_epochs_extension",
+__all__ = ["Run", "session_info", "git_state", "command_line", "recorded_command", "check_writable", "check_epochs_extension",
            "config_mismatch", "read_checkpoint", "PhaseTimer", "write_results", "interrupted_run", "check_fresh_start",
            "discard_checkpoint"]
 
@@ -65,9 +66,31 @@ def git_state(repo=None) -> tuple:
         return "unknown", None
 
 
-#: the command that started the run as the user typed it (set by ``snnlab``'s ``main`` and the
-#: benchmark scripts); unset, :func:`session_info` rebuilds it from ``sys.argv``
+#: the command that started the run as the user typed it (see :func:`recorded_command`); unset,
+#: :func:`session_info` rebuilds it from ``sys.argv``
 command_line: contextvars.ContextVar = contextvars.ContextVar("command_line", default=None)
+
+
+@contextlib.contextmanager
+def recorded_command(*words, argv=None):
+    """Within the block, runs record the command ``words`` followed by ``argv`` (default:
+    ``sys.argv[1:]``), as the user typed it also when an entry point's ``main(argv)`` is called
+    from Python.
+
+    Args:
+        words: the program, e.g. ``"snnlab"``; argv: its arguments.
+
+    Example:
+        >>> with recorded_command("snnlab", argv=["reproduce", "mozafari2019", "--quick"]):
+        ...     session_info()["command"]
+        'snnlab reproduce mozafari2019 --quick'
+    """
+    args = sys.argv[1:] if argv is None else argv
+    token = command_line.set(shlex.join([*words, *map(str, args)]))
+    try:
+        yield
+    finally:
+        command_line.reset(token)
 
 
 def session_info(repo=None) -> dict:
