@@ -44,6 +44,7 @@ LEADS = {
     "stabilizer": ({}, {"rstdp_stabilizer": True}),
     "shuffle": ({}, {"shuffle": True}),
     "t30": ({"time_steps": 30}, {}),
+    "pointwise": ({"conv1_pointwise": True}, {}),
 }
 LAST = 10  # epochs averaged
 

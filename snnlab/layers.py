@@ -12,8 +12,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._batching import batched_map
-from ._checks import as_batch, check_finite, check_kernel_fits, check_positive_int, check_tensor, field_number
+from ._checks import (as_batch, check_finite, check_kernel_fits, check_positive_int, check_tensor, field_bool,
+                      field_number)
 from .coding import times_to_wave
+from .competition import pointwise_inhibition
 
 __all__ = [
     "conv_potentials",
@@ -277,8 +279,9 @@ def last_slice(times: torch.Tensor, time_steps: int) -> torch.Tensor:
 
 
 def layer_times(input_times: torch.Tensor, weight: torch.Tensor, threshold: float, time_steps: int,
-                batch_size: int = 256, progress: bool = False, desc: str = "layer") -> torch.Tensor:
-    r"""Output spike times of a frozen IF layer (no competition), batched.
+                batch_size: int = 256, progress: bool = False, desc: str = "layer",
+                pointwise: bool = False) -> torch.Tensor:
+    r"""Output spike times of a frozen IF layer, batched.
 
     :math:`t_{out} = T - \#\{t : V[t] > \theta\}` with :math:`V = W \star S`.
 
@@ -289,6 +292,11 @@ def layer_times(input_times: torch.Tensor, weight: torch.Tensor, threshold: floa
         time_steps: ``T``.
         batch_size: samples per convolution.
         progress: show a progress bar.
+        desc: the progress bar's label.
+        pointwise: point-wise inhibition of the output
+            (:func:`snnlab.competition.pointwise_inhibition`: at each location only the
+            earliest feature fires, the strongest among equally early ones); ``False``: no
+            competition.
 
     Shape:
         - input_times: :math:`(N, C, H, W)`. Output: :math:`(N, F, H', W')` uint8 on the input's device.
@@ -297,14 +305,21 @@ def layer_times(input_times: torch.Tensor, weight: torch.Tensor, threshold: floa
         >>> t = torch.zeros(2, 1, 3, 3, dtype=torch.uint8)
         >>> layer_times(t, torch.ones(1, 1, 3, 3), 8.5, 4).flatten().tolist()
         [0, 0]
+        >>> w = torch.stack([torch.ones(1, 3, 3), torch.full((1, 3, 3), 2.0)])  # 2 features
+        >>> layer_times(t, w, 8.5, 4).flatten().tolist(), layer_times(t, w, 8.5, 4, pointwise=True).flatten().tolist()
+        ([0, 0, 0, 0], [4, 0, 4, 0])
     """
     dev = weight.device
+    field_bool(pointwise, "pointwise")
 
     def batch(a, b):
         wave = times_to_wave(input_times[a:b].to(dev), time_steps)
         pot = F.conv2d(wave.flatten(0, 1), weight)
-        fired = (pot > threshold).view(b - a, time_steps, *pot.shape[1:]).sum(1, dtype=torch.uint8)
-        return (time_steps - fired).to(torch.uint8).to(input_times.device)
+        pot = pot.view(b - a, time_steps, *pot.shape[1:])
+        fired = pot > threshold
+        if pointwise:
+            fired = pointwise_inhibition(torch.where(fired, pot, 0.0)) != 0
+        return (time_steps - fired.sum(1, dtype=torch.uint8)).to(torch.uint8).to(input_times.device)
 
     out = batched_map(batch, len(input_times), batch_size, progress, desc)
     return torch.cat(out) if out else torch.empty(0, weight.shape[0], dtype=torch.uint8)
@@ -426,13 +441,16 @@ class SpikingConv(Convolution):
         """Potentials of the zero-padded spike-wave (the reference computation)."""
         return conv_potentials(pad(wave, self.padding) if self.padding else wave, self.weight)
 
-    def times(self, input_times: torch.Tensor, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-        r"""Output spike times :math:`T - \#\{t : V[t] > \theta\}` of the frozen layer, batched."""
+    def times(self, input_times: torch.Tensor, batch_size: int = 256, progress: bool = False,
+              pointwise: bool = False) -> torch.Tensor:
+        r"""Output spike times :math:`T - \#\{t : V[t] > \theta\}` of the frozen layer, batched
+        (``pointwise``: with point-wise inhibition of the output, see :func:`layer_times`)."""
         if self.threshold is None:
             raise ValueError("threshold: a decision layer (threshold None) has no spike times; use final() or "
                              "snnlab.training.decide")
         return layer_times(pad_times(input_times, self.padding, self.time_steps), self.weight, self.threshold,
-                           self.time_steps, batch_size, progress, desc=f"{type(self).__name__} {self.extra_repr()}")
+                           self.time_steps, batch_size, progress, desc=f"{type(self).__name__} {self.extra_repr()}",
+                           pointwise=pointwise)
 
     def final(self, fired: torch.Tensor, threshold: float | None = None, size: tuple | None = None) -> torch.Tensor:
         """Which neurons fire at all, from which inputs fire at all (``threshold``: another

@@ -331,6 +331,14 @@ def test_time_helpers_match_wave_operations():
     w = torch.rand(5, 4, 3, 3, generator=g)
     spk, _ = fire(conv_potentials(wave, w), 2.0)
     assert torch.equal(layer_times(t, w, 2.0, 15, batch_size=2), spike_times_of(spk).to(torch.uint8))
+    # with point-wise inhibition: the reference order, inhibition of the thresholded potentials
+    _, thresholded = fire(conv_potentials(wave, w), 2.0)
+    inhibited = spike_times_of(pointwise_inhibition(thresholded).sign()).to(torch.uint8)
+    got = layer_times(t, w, 2.0, 15, batch_size=2, pointwise=True)
+    assert torch.equal(got, inhibited)
+    assert ((got < 15).sum(1) <= 1).all() and (got < 15).sum() > 0
+    with pytest.raises(ValueError, match="pointwise: expected true or false"):
+        layer_times(t, w, 2.0, 15, pointwise=1)
 
 
 def _trained_like(net):
@@ -340,13 +348,26 @@ def _trained_like(net):
     return net
 
 
-@pytest.mark.parametrize("out_threshold", [None, 16.0])
-def test_mozafari_final_slice_equals_full_computation(out_threshold):
-    net = _trained_like(Mozafari2019(Mozafari2019Config(conv2_output_threshold=out_threshold), seed=1))
+@pytest.mark.parametrize("out_threshold,pointwise", [(None, False), (16.0, False), (None, True)])
+def test_mozafari_final_slice_equals_full_computation(out_threshold, pointwise):
+    cfg = Mozafari2019Config(conv2_output_threshold=out_threshold, conv1_pointwise=pointwise)
+    net = _trained_like(Mozafari2019(cfg, seed=1))
     times = rand_times(6, 6, 28, 28, p=0.3)
     full = net.forward_full(times)
     assert torch.equal(net(times), full)
     assert bool((full >= 0).any())
+
+
+def test_mozafari_conv1_pointwise_thins_conv2_input():
+    net = _trained_like(Mozafari2019(Mozafari2019Config(), seed=1))
+    times = rand_times(4, 6, 28, 28, p=0.3)
+    free = net.conv2_input(times)
+    net.config = Mozafari2019Config(conv1_pointwise=True)
+    inhibited = net.conv2_input(times)
+    # inhibition only removes spikes (a later pooled time or none), and removes some
+    assert bool((inhibited >= free).all()) and int((inhibited < 15).sum()) < int((free < 15).sum())
+    with pytest.raises(ValueError, match="conv1_pointwise"):
+        Mozafari2019Config(conv1_pointwise="yes")
 
 
 def test_mozafari_conv2_output_threshold_sparsifies_conv3_input():

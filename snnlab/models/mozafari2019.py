@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from .. import default_device
 from ..coding import Encoder, times_to_wave
-from ..competition import k_winners
+from ..competition import k_winners, pointwise_inhibition
 from ..data import encoded_mnist
 from .._batching import batch_for, batched_map
 from ..layers import SpikingConv, block_pool, fire, pool_times, pooling
@@ -55,6 +55,10 @@ class Mozafari2019Config:
     is switched off for the whole epoch with this probability, as in Mozafari et al. 2018),
     ``rstdp_stabilizer`` (soft weight bounds, updates times ``(w - 0.2)(0.8 - w)``) and
     ``shuffle`` (a fresh order of the training digits every epoch; the reference keeps one).
+    A variant of the layers (off in the published protocol): ``conv1_pointwise``, point-wise
+    inhibition of frozen conv1's output before pooling (at each location only the earliest
+    feature fires; :func:`snnlab.competition.pointwise_inhibition`), so conv2 learns from, and
+    conv3 reads, one conv1 feature per location.
     """
 
     #: fields only the R-STDP stage reads: they may change when a run resumes before it
@@ -82,6 +86,7 @@ class Mozafari2019Config:
     rstdp_dropout: float = 0.0
     rstdp_stabilizer: bool = False
     shuffle: bool = False
+    conv1_pointwise: bool = False
     weight_mean: float = 0.8
     weight_std: float = 0.05
     epochs: tuple = (2, 4, 680)
@@ -124,7 +129,7 @@ class Mozafari2019Config:
         d = self.rstdp_dropout
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
             raise ValueError(f"rstdp_dropout: expected a probability in [0, 1), got {d!r}")
-        for name in ("rstdp_stabilizer", "shuffle"):
+        for name in ("rstdp_stabilizer", "shuffle", "conv1_pointwise"):
             field_bool(getattr(self, name), name)
         field_number(self.weight_mean, "weight_mean")
         field_number(self.weight_std, "weight_std", 0)
@@ -231,9 +236,9 @@ class Mozafari2019(nn.Module):
 
     # --- inputs of each layer (frozen-layer caches) ------------------------------------
     def conv2_input(self, times: torch.Tensor, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-        """Input spike times of conv2 (conv1 frozen, no inhibition), ``(B, 30, 14, 14)`` uint8,
-        before conv2's padding."""
-        return pool_times(self.conv1.times(times, batch_size, progress), 2, 2)
+        """Input spike times of conv2, ``(B, 30, 14, 14)`` uint8, before conv2's padding: conv1 frozen,
+        no inhibition unless ``conv1_pointwise``."""
+        return pool_times(self.conv1.times(times, batch_size, progress, pointwise=self.config.conv1_pointwise), 2, 2)
 
     def conv3_input(self, times: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Final-slice input of conv3 ("spiked at all"), ``(B, 250, 4, 4)`` uint8 (0/1), before
@@ -247,7 +252,11 @@ class Mozafari2019(nn.Module):
         dev = self.conv1.weight.device
 
         def batch(a, b):  # a batch too large for memory is split by batched_map
-            x = block_pool(self.conv1.final(times[a:b].to(dev) < cfg.time_steps), 2)
+            x = times[a:b].to(dev)
+            # point-wise inhibition needs conv1's timing: the final slice alone cannot tell which feature was first
+            x = self.conv1.times(x, pointwise=True) < cfg.time_steps if cfg.conv1_pointwise \
+                else self.conv1.final(x < cfg.time_steps)
+            x = block_pool(x, 2)
             # the 3x3/3 pooling drops conv2's last rows and columns when its size is not a
             # multiple of 3 (14 -> 12): leave them out of the convolution
             x = self.conv2.final(x, cfg.frozen_conv2_threshold, (3 * (x.shape[-2] // 3), 3 * (x.shape[-1] // 3)))
@@ -295,7 +304,9 @@ class Mozafari2019(nn.Module):
     def forward_full(self, times: torch.Tensor) -> torch.Tensor:
         """The straightforward computation over all time steps (as the reference does it)."""
         cfg = self.config
-        spk, _ = fire(self.conv1(times_to_wave(times, cfg.time_steps)), cfg.thresholds[0])
+        spk, thresholded = fire(self.conv1(times_to_wave(times, cfg.time_steps)), cfg.thresholds[0])
+        if cfg.conv1_pointwise:
+            spk = pointwise_inhibition(thresholded).sign()
         spk, _ = fire(self.conv2(pooling(spk, 2, 2)), cfg.frozen_conv2_threshold)
         pot = self.conv3(pooling(spk, 3, 3))
         spk, _ = fire(pot, None)
