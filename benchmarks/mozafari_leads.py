@@ -42,6 +42,12 @@ LEADS = {
     "floor": ({}, {"adaptive_min": 0.2, "adaptive_scale": 0.8}),
     "dropout": ({}, {"rstdp_dropout": 0.5}),
     "stabilizer": ({}, {"rstdp_stabilizer": True}),
+    # soft bounds that can move every weight: conv3 starts at N(0.8, 0.05), the first update clips
+    # the half above 0.8 to 0.8, and there "stabilizer"'s factor (w - 0.2)(0.8 - w) is 0 for good;
+    # here the factor w(1 - w) of the STDP layers (bounds 0 and 1), with the rates x4 so that its
+    # largest step (0.25 at w = 0.5) equals the plain rule's
+    "softbound": ({}, {"rstdp_stabilizer": True, "rstdp_bounds": (0.0, 1.0), "reward_rates": (0.016, -0.012),
+                       "punish_rates": (-0.016, 0.002)}),
     "shuffle": ({}, {"shuffle": True}),
     "t30": ({"time_steps": 30}, {}),
     "pointwise": ({"conv1_pointwise": True}, {}),
