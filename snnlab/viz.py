@@ -991,7 +991,7 @@ def _kheradpisheh_figure(r):
     return fig
 
 
-def mozafari_headline(results: dict) -> dict:
+def mozafari_headline(results: dict, at: int | None = None) -> dict:
     r"""The accuracy a Mozafari 2019 run should be quoted with, and why.
 
     A run with a validation hold-out quotes the test accuracy of the epoch chosen on
@@ -1001,6 +1001,10 @@ def mozafari_headline(results: dict) -> dict:
 
     Args:
         results: a Mozafari 2019 ``results.json`` (either format).
+        at: quote the run as if it had stopped after epoch ``at`` (for comparing runs of
+            different lengths): the epoch with the best validation accuracy among the first
+            ``at``, the later one on ties as the protocol chooses; without validation, epoch
+            ``at``. ``None``: the whole run.
 
     Returns:
         dict ``{"epoch", "test_accuracy", "validation_accuracy", "by", "epochs"}``; ``by``
@@ -1013,13 +1017,20 @@ def mozafari_headline(results: dict) -> dict:
         >>> old = {"history": [{"epoch": 1, "test": {"correct": 0.9}}, {"epoch": 2, "test": {"correct": 0.8}}]}
         >>> mozafari_headline(old)["epoch"], mozafari_headline(old)["by"]
         (2, 'final epoch (no validation set)')
+        >>> mozafari_headline(old, at=1)["test_accuracy"]
+        90.0
     """
     hist = results.get("history") or []
     if not hist:
         raise ValueError("results: no R-STDP history to quote")
+    if at is not None:
+        if isinstance(at, bool) or not isinstance(at, int) or not 1 <= at <= len(hist):
+            raise ValueError(f"at: expected an epoch in 1..{len(hist)} (the run's epochs), got {at!r}")
+        hist = hist[:at]
     with_val = results.get("chosen_epoch") is not None and any(h.get("validation") for h in hist)
     if with_val:
-        ep = int(results["chosen_epoch"])
+        ep = int(results["chosen_epoch"]) if at is None else \
+            max(range(1, len(hist) + 1), key=lambda e: (hist[e - 1]["validation"]["correct"], e))
         h = hist[ep - 1]
         return {"epoch": ep, "test_accuracy": 100 * h["test"]["correct"],
                 "validation_accuracy": 100 * h["validation"]["correct"], "by": "validation", "epochs": len(hist)}

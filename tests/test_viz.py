@@ -4,15 +4,18 @@ import matplotlib
 matplotlib.use("Agg")
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
 
-from snnlab import viz
+from snnlab import analysis, viz
 from snnlab.coding import times_to_wave
 from snnlab.retina import dog_kernel
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def _renders(fig):
@@ -207,6 +210,24 @@ def test_mozafari_headline_never_quotes_the_best_test_epoch():
     assert head["by"].startswith("final epoch") and head["epoch"] == 4 and head["validation_accuracy"] is None
     with pytest.raises(ValueError, match="history"):
         viz.mozafari_headline({"history": []})
+
+
+def test_mozafari_headline_at_an_epoch_chooses_among_the_first_epochs():
+    run = {"history": _mz_history(4), "chosen_epoch": 2}
+    assert viz.mozafari_headline(run, at=1)["epoch"] == 1
+    assert viz.mozafari_headline(run, at=4)["epoch"] == 2
+    # equal validation accuracy: the later epoch, as the protocol keeps it
+    flat = {"history": _mz_history(3, validation=False), "chosen_epoch": 3}
+    for h in flat["history"]:
+        h["validation"] = {"correct": 0.9}
+    assert viz.mozafari_headline(flat, at=2)["epoch"] == 2
+    # a stored run: choosing among all its epochs gives the protocol's own choice
+    stored = analysis.read_results(RESULTS / "mozafari2019_published")
+    whole = viz.mozafari_headline(stored)
+    assert viz.mozafari_headline(stored, at=len(stored["history"])) == whole
+    for bad in (0, 5, True, 2.0):
+        with pytest.raises(ValueError, match="at: expected an epoch in 1..4"):
+            viz.mozafari_headline(run, at=bad)
 
 
 def test_run_figure_per_model():
