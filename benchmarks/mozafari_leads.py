@@ -33,6 +33,7 @@ import torch
 from snnlab.cli import set_overrides
 from snnlab.integrity import atomic_write
 from snnlab.runs import recorded_command
+from snnlab.viz import mozafari_headline
 from snnlab.models import mozafari2019 as mz
 
 #: lead -> (fields of conv1/conv2, fields of the R-STDP stage), each a change of the published protocol
@@ -119,11 +120,11 @@ def summary(out: Path, at: int | None = None, also=()) -> list:
         val = [100 * h["validation"]["correct"] for h in hist]
         test = [100 * h["test"]["correct"] for h in hist]
         tail = slice(-LAST, None)
-        best = max(range(len(val)), key=lambda i: (val[i], i))
+        chosen = mozafari_headline({"history": hist}, at=len(hist))  # the protocol's choice on validation
         rows.append({"lead": lead, "seed": seed, "epochs": len(hist),
                      f"val mean last {LAST}": statistics.mean(val[tail]),
                      f"test mean last {LAST}": statistics.mean(test[tail]),
-                     "val-chosen epoch": best + 1, "test at val-chosen": test[best],
+                     "val-chosen epoch": chosen["epoch"], "test at val-chosen": chosen["test_accuracy"],
                      "train last": 100 * hist[-1]["train"]["correct"],
                      "s/epoch": statistics.median(h["seconds"] for h in hist)})
     return rows

@@ -1027,7 +1027,8 @@ def mozafari_headline(results: dict, at: int | None = None) -> dict:
         if isinstance(at, bool) or not isinstance(at, int) or not 1 <= at <= len(hist):
             raise ValueError(f"at: expected an epoch in 1..{len(hist)} (the run's epochs), got {at!r}")
         hist = hist[:at]
-    with_val = results.get("chosen_epoch") is not None and any(h.get("validation") for h in hist)
+    # with ``at`` the choice is made here, so a bare history (e.g. a checkpoint's) needs no chosen_epoch
+    with_val = (at is not None or results.get("chosen_epoch") is not None) and any(h.get("validation") for h in hist)
     if with_val:
         ep = int(results["chosen_epoch"]) if at is None else \
             max(range(1, len(hist) + 1), key=lambda e: (hist[e - 1]["validation"]["correct"], e))
