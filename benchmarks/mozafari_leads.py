@@ -111,12 +111,12 @@ def proxy(lead: str, seed: int, out: Path, n_fit: int = 30000, log=print, overri
     return row
 
 
-def summary(out: Path, at: int | None = None, also=()) -> list:
-    """One row per run: the mean of the last 10 epochs' validation and test accuracy up to epoch
-    ``at`` (all epochs: ``None``), and the test accuracy of the epoch validation chooses.
-    ``also``: ``(lead, seed, folder)`` of runs kept elsewhere (e.g. a full-protocol run)."""
+def summary(runs) -> list:
+    """One row per run: the mean of the last 10 epochs' validation and test accuracy, and the
+    test accuracy of the epoch validation chooses. ``runs``: ``(lead, seed, history, config)``
+    as ``_runs`` yields (histories cut at ``--at``)."""
     rows = []
-    for lead, seed, hist, _ in _runs(out, at, also):
+    for lead, seed, hist, _ in runs:
         val = [100 * h["validation"]["correct"] for h in hist]
         test = [100 * h["test"]["correct"] for h in hist]
         tail = slice(-LAST, None)
@@ -128,6 +128,32 @@ def summary(out: Path, at: int | None = None, also=()) -> list:
                      "train last": 100 * hist[-1]["train"]["correct"],
                      "s/epoch": statistics.median(h["seconds"] for h in hist)})
     return rows
+
+
+def paired(runs) -> tuple[list, list]:
+    """The screen's verdict: each lead against ``base`` of the same seed (and the same ``--set``
+    fields) at the same epoch, so that a run stopped early is compared fairly:
+    difference = mean validation of the lead's last 10 epochs - the same for base's first as many
+    epochs. Returns one row per run that has such a base, and one row per lead with the mean
+    difference over its seeds. ``runs``: ``(lead, seed, history, config)`` as ``_runs`` yields."""
+    val = {(lead, seed): [100 * h["validation"]["correct"] for h in hist] for lead, seed, hist, _ in runs}
+    rows = []
+    for (lead, seed), v in sorted(val.items()):
+        name, _, fields = lead.partition("-")
+        base = val.get(("base" + (f"-{fields}" if fields else ""), seed))
+        if name == "base" or base is None or len(base) < len(v):
+            continue
+        n = len(v)
+        lead_score, base_score = statistics.mean(v[-LAST:]), statistics.mean(base[max(0, n - LAST):n])
+        rows.append({"lead": lead, "seed": seed, "epochs": n, f"val mean last {LAST}": lead_score,
+                     "base, same seed and epoch": base_score, "difference": lead_score - base_score})
+    by_lead = []
+    for lead in dict.fromkeys(r["lead"] for r in rows):
+        mine = [r for r in rows if r["lead"] == lead]
+        by_lead.append({"lead": lead, "seeds": [r["seed"] for r in mine], "epochs": [r["epochs"] for r in mine],
+                        "differences": [r["difference"] for r in mine],
+                        "mean difference": statistics.mean(r["difference"] for r in mine)})
+    return rows, by_lead
 
 
 def _runs(out: Path, at=None, also=()):
@@ -147,7 +173,8 @@ def export(out: Path, dest: Path, at=None, also=()) -> Path:
     and the proxy scores (``--proxy``), in ``dest/leads.json``."""
     runs = []
     defaults = dataclasses.asdict(mz.Mozafari2019Config())
-    for lead, seed, hist, config in _runs(out, at, also):
+    found = list(_runs(out, at, also))
+    for lead, seed, hist, config in found:
         layers, rstdp = LEADS.get(lead.split("-", 1)[0], ({}, {}))
         changes = {**layers, **rstdp}
         # fields set for every lead with --set, beyond what the lead itself changes (JSON text
@@ -163,10 +190,26 @@ def export(out: Path, dest: Path, at=None, also=()) -> Path:
     path = dest / "leads.json"
     proxy_file = out / "proxy.json"
     proxies = json.loads(proxy_file.read_text()) if proxy_file.is_file() else []
+    pairs, by_lead = paired(found)
     blob = json.dumps({"scored_by": f"mean validation accuracy of the last {LAST} epochs",
-                       "summary": summary(out, at, also), "runs": runs, "proxy": proxies}, indent=1).encode()
+                       "summary": summary(found), "paired": pairs, "by_lead": by_lead,
+                       "runs": runs, "proxy": proxies}, indent=1).encode()
     atomic_write(path, lambda f: f.write(blob), checked=False)
     return path
+
+
+def _print_table(rows: list) -> None:
+    """A markdown table; differences with their sign."""
+    def cell(key, v):
+        if isinstance(v, list):
+            return ", ".join(cell(key, x) for x in v)
+        if isinstance(v, float):
+            return f"{v:+.2f}" if "difference" in key else f"{v:.2f}"
+        return str(v)
+    print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+    for r in rows:
+        print("| " + " | ".join(cell(k, v) for k, v in r.items()) + " |")
+    print()
 
 
 def main(argv=None):
@@ -206,14 +249,15 @@ def _main(argv):
     except (ValueError, TypeError) as e:
         p.error(str(e))
     if args.summary:
-        rows = summary(out, args.at, also)
-        if not rows:
+        found = list(_runs(out, args.at, also))
+        if not found:
             print(f"no runs in {out}")
             return 0
-        cols = list(rows[0])
-        print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-        for r in rows:
-            print("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
+        rows = summary(found)
+        pairs, by_lead = paired(found)
+        for table in (rows, pairs, by_lead):
+            if table:
+                _print_table(table)
         (out / f"summary{'' if args.at is None else f'-at{args.at}'}.json").write_text(json.dumps(rows, indent=1))
         return 0
     leads = args.leads.split(",")

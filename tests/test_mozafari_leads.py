@@ -29,7 +29,8 @@ def test_leads_train_summarise_and_export(leads, tmp_path, capsys):
     capsys.readouterr()
     assert leads.main(["--summary", "--out", str(out)]) == 0
     table = capsys.readouterr().out
-    assert table.count("| base") == 1 and table.count("| dropout") == 1
+    # the runs, then dropout against base (per seed, then per lead); base is no lead of its own
+    assert table.count("\n| base-") == 1 and table.count("\n| dropout-") == 3
     assert leads.main(["--export", str(tmp_path / "export"), "--out", str(out)]) == 0
     rec = json.loads((tmp_path / "export" / "leads.json").read_text())
     runs = {r["lead"].split("-", 1)[0]: r for r in rec["runs"]}
@@ -48,6 +49,21 @@ def test_leads_train_summarise_and_export(leads, tmp_path, capsys):
     assert len(list(out.glob("base-*-s1"))) == 1
     res = json.loads(next(out.glob("base-*-s1")).joinpath("results.json").read_text())
     assert len(res["history"]) == 3 and res["command"].startswith("python benchmarks/mozafari_leads.py --leads base")
+    # the verdict pairs dropout (2 epochs) with base of the same seed and fields at epoch 2, not 3
+    assert leads.main(["--export", str(tmp_path / "export"), "--out", str(out)]) == 0
+    rec = json.loads((tmp_path / "export" / "leads.json").read_text())
+    runs = {r["lead"].split("-", 1)[0]: r for r in rec["runs"]}
+    assert len(runs["base"]["validation"]) == 3
+    [pair] = rec["paired"]
+    assert pair["lead"].startswith("dropout-") and pair["seed"] == 1 and pair["epochs"] == 2
+    base2 = sum(runs["base"]["validation"][:2]) / 2
+    assert abs(pair["base, same seed and epoch"] - base2) < 0.01
+    assert abs(pair["difference"] - (sum(runs["dropout"]["validation"]) / 2 - base2)) < 0.01
+    [lead] = rec["by_lead"]
+    assert lead["seeds"] == [1] and lead["mean difference"] == pair["difference"]
+    capsys.readouterr()
+    assert leads.main(["--summary", "--out", str(out)]) == 0
+    assert "| mean difference |" in capsys.readouterr().out
 
 
 def test_leads_reject_bad_arguments(leads, tmp_path):
