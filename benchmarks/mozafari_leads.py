@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from snnlab.analysis import markdown_table
 from snnlab.cli import set_overrides
 from snnlab.integrity import atomic_write
 from snnlab.runs import recorded_command
@@ -199,17 +200,12 @@ def export(out: Path, dest: Path, at=None, also=()) -> Path:
 
 
 def _print_table(rows: list) -> None:
-    """A markdown table; differences with their sign."""
-    def cell(key, v):
+    """``rows`` as a markdown table; differences with their sign, lists joined."""
+    def show(key, v):
         if isinstance(v, list):
-            return ", ".join(cell(key, x) for x in v)
-        if isinstance(v, float):
-            return f"{v:+.2f}" if "difference" in key else f"{v:.2f}"
-        return str(v)
-    print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
-    for r in rows:
-        print("| " + " | ".join(cell(k, v) for k, v in r.items()) + " |")
-    print()
+            return ", ".join(str(show(key, x)) for x in v)
+        return f"{v:+.2f}" if isinstance(v, float) and "difference" in key else v
+    print(markdown_table([{k: show(k, v) for k, v in r.items()} for r in rows]) + "\n")
 
 
 def main(argv=None):
